@@ -1,0 +1,73 @@
+// Binding of gemm: validate, extract, release the GIL, call.
+#include <string>
+
+#include "checks.h"
+#include "neuropil/gemm.h"
+
+namespace neuropil {
+namespace bind {
+namespace {
+
+template <typename T>
+void call_gemm(bool reference, Trans ta, Trans tb, index_t M, index_t N, index_t K, double alpha,
+               const py::array& a, const py::array& b, double beta, py::array& out) {
+  const T* A = static_cast<const T*>(a.data());
+  const T* B = static_cast<const T*>(b.data());
+  T* C = static_cast<T*>(out.mutable_data());
+  const index_t lda = a.shape(1), ldb = b.shape(1), ldc = N;
+  py::gil_scoped_release release;
+  if (reference)
+    gemm_reference(ta, tb, M, N, K, T(alpha), A, lda, B, ldb, T(beta), C, ldc);
+  else
+    gemm(ta, tb, M, N, K, T(alpha), A, lda, B, ldb, T(beta), C, ldc);
+}
+
+void gemm_binding(const py::array& a, const py::array& b, py::array& out, bool trans_a,
+                  bool trans_b, double alpha, double beta, bool reference) {
+  const char* fn = "gemm";
+  const Dtype dt = float_dtype(a, fn, "a");
+  float_dtype(b, fn, "b");
+  require_same_dtype(a, "a", b, "b", fn);
+  require_ndim(a, 2, fn, "a", trans_a ? "(K, M) (trans_a=True)" : "(M, K)");
+  require_ndim(b, 2, fn, "b", trans_b ? "(N, K) (trans_b=True)" : "(K, N)");
+  require_c_contiguous(a, fn, "a");
+  require_c_contiguous(b, fn, "b");
+  const index_t M = trans_a ? a.shape(1) : a.shape(0);
+  const index_t Ka = trans_a ? a.shape(0) : a.shape(1);
+  const index_t Kb = trans_b ? b.shape(1) : b.shape(0);
+  const index_t N = trans_b ? b.shape(0) : b.shape(1);
+  if (Ka != Kb)
+    throw py::value_error(
+        std::string(fn) + ": inner dimensions differ: op(a) is (M=" + std::to_string(M) +
+        ", K=" + std::to_string(Ka) + ") but op(b) is (K=" + std::to_string(Kb) +
+        ", N=" + std::to_string(N) + "); got a.shape=" + shape_str(a) +
+        " with trans_a=" + (trans_a ? "True" : "False") + ", b.shape=" + shape_str(b) +
+        " with trans_b=" + (trans_b ? "True" : "False"));
+  if (!out.dtype().equal(a.dtype()))
+    throw py::type_error(std::string(fn) + ": out must be " + dtype_str(a) +
+                         " like a and b, got " + dtype_str(out));
+  require_shape(out, {M, N}, fn, "out");
+  require_writeable_out(out, fn, "out");
+  require_no_overlap(out, "out", a, "a", fn);
+  require_no_overlap(out, "out", b, "b", fn);
+  const Trans ta = trans_a ? Trans::Yes : Trans::No;
+  const Trans tb = trans_b ? Trans::Yes : Trans::No;
+  if (dt == Dtype::F32)
+    call_gemm<float>(reference, ta, tb, M, N, Ka, alpha, a, b, beta, out);
+  else
+    call_gemm<double>(reference, ta, tb, M, N, Ka, alpha, a, b, beta, out);
+}
+
+}  // namespace
+
+void register_gemm(py::module_& m) {
+  m.def("gemm", &gemm_binding, py::arg("a"), py::arg("b"), py::arg("out"),
+        py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0,
+        py::arg("beta") = 0.0, py::arg("reference") = false,
+        "out = alpha * op(a) @ op(b) + beta * out, in place. Arrays must be C-contiguous "
+        "float32 or float64 of one dtype; out must not overlap a or b. "
+        "reference=True runs the plain triple-loop twin.");
+}
+
+}  // namespace bind
+}  // namespace neuropil

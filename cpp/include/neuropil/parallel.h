@@ -1,0 +1,25 @@
+// The one place where neuropil starts threads (STYLE rule 5).
+//
+// parallel_for(n, fn) calls fn(begin, end) over a static partition of [0, n)
+// into contiguous chunks, one per thread, on the OpenMP pool (threads are
+// reused; no per-call start-up beyond waking them). Chunk boundaries may
+// depend on the thread count, so callers must make every index's result
+// independent of which chunk computed it (no float reductions across chunks).
+// Never nest calls: inside fn, run serially.
+#pragma once
+#include <functional>
+#include "neuropil/common.h"
+
+namespace neuropil {
+
+// Threads used by kernels: min(set_num_threads value, OpenMP's limit for the
+// calling thread, which is where OMP_NUM_THREADS and threadpoolctl act).
+int get_num_threads();
+void set_num_threads(int n);
+bool openmp_enabled();
+int openmp_version();  // _OPENMP date, 0 without OpenMP
+
+// threads: how many to use at most (1 runs fn(0, n) inline on the caller).
+void parallel_for(index_t n, int threads, const std::function<void(index_t, index_t)>& fn);
+
+}  // namespace neuropil

@@ -1,0 +1,265 @@
+// GEMM driver: GotoBLAS/BLIS loop nest over packed panels.
+//
+//   for jc in N by nc:                      B block [kc, nc] lives in L3
+//     for pc in K by kc:                    (never split across threads)
+//       for mb in M by mb_rows:             A block [mb_rows, kc] packed once
+//         pack op(B)[pc:, jc:] into nr-wide panels, op(A)[mb:, pc:] into mr-tall panels
+//         threads split the tile grid (M panels x N panels) into tm x tn parts;
+//         each part: for ic by mc: for jr: for ir: micro-kernel
+// beta is applied on the first pc block only (later blocks accumulate with 1).
+// Edge tiles run the same micro-kernel into a local buffer (zero-padded panels),
+// so no kernel ever reads or writes outside the matrices.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "kernels.h"
+#include "neuropil/cpu.h"
+#include "neuropil/gemm.h"
+#include "neuropil/parallel.h"
+
+namespace neuropil {
+namespace {
+
+using gemm_detail::Blocking;
+using gemm_detail::KernelTable;
+
+const KernelTable& table_for(Isa isa) {
+  static const KernelTable generic = gemm_detail::generic_kernels();
+#ifdef NEUROPIL_HAVE_AVX2
+  if (isa == Isa::Avx2) {
+    static const KernelTable avx2 = gemm_detail::avx2_kernels();
+    return avx2;
+  }
+#else
+  (void)isa;
+#endif
+  return generic;
+}
+
+// A grow-only, 64-byte aligned scratch buffer, one per calling thread, reused
+// across calls so a steady-state training step allocates nothing here.
+struct Scratch {
+  void* ptr = nullptr;
+  std::size_t bytes = 0;
+  ~Scratch() { std::free(ptr); }
+  void* get(std::size_t need) {
+    if (need > bytes) {
+      std::free(ptr);
+      need = (need + 4095) & ~std::size_t(4095);
+      ptr = std::aligned_alloc(64, need);
+      if (!ptr) {
+        bytes = 0;
+        throw std::bad_alloc();
+      }
+      bytes = need;
+    }
+    return ptr;
+  }
+};
+
+template <typename T>
+struct Traits;
+template <>
+struct Traits<float> {
+  static gemm_detail::ukr_f32 ukr(const KernelTable& t) { return t.sgemm; }
+  static const Blocking& blk(const KernelTable& t) { return t.s; }
+};
+template <>
+struct Traits<double> {
+  static gemm_detail::ukr_f64 ukr(const KernelTable& t) { return t.dgemm; }
+  static const Blocking& blk(const KernelTable& t) { return t.d; }
+};
+
+// C = beta * C over an M x N block (beta == 0 writes zeros, never reads C).
+template <typename T>
+void scale_c(index_t M, index_t N, T beta, T* C, index_t ldc) {
+  for (index_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    if (beta == T(0)) {
+      std::fill(c, c + N, T(0));
+    } else if (beta != T(1)) {
+      for (index_t j = 0; j < N; ++j) c[j] *= beta;
+    }
+  }
+}
+
+// Pack rows [i0, i0 + mr_valid) of op(A), columns [p0, p0 + kc) into
+// dst[kc][mr]; rows past mr_valid are zero.
+template <typename T>
+void pack_a_panel(Trans ta, const T* A, index_t lda, index_t i0, index_t mr_valid, index_t p0,
+                  index_t kc, int mr, T* dst) {
+  if (ta == Trans::No) {  // op(A)(i, p) = A[i * lda + p]
+    for (index_t i = 0; i < mr_valid; ++i) {
+      const T* src = A + (i0 + i) * lda + p0;
+      for (index_t p = 0; p < kc; ++p) dst[p * mr + i] = src[p];
+    }
+  } else {  // op(A)(i, p) = A[p * lda + i]
+    for (index_t p = 0; p < kc; ++p) {
+      const T* src = A + (p0 + p) * lda + i0;
+      for (index_t i = 0; i < mr_valid; ++i) dst[p * mr + i] = src[i];
+    }
+  }
+  if (mr_valid < mr) {
+    for (index_t p = 0; p < kc; ++p)
+      for (index_t i = mr_valid; i < mr; ++i) dst[p * mr + i] = T(0);
+  }
+}
+
+// Pack columns [j0, j0 + nr_valid) of op(B), rows [p0, p0 + kc) into
+// dst[kc][nr]; columns past nr_valid are zero.
+template <typename T>
+void pack_b_panel(Trans tb, const T* B, index_t ldb, index_t j0, index_t nr_valid, index_t p0,
+                  index_t kc, int nr, T* dst) {
+  if (tb == Trans::No) {  // op(B)(p, j) = B[p * ldb + j]
+    for (index_t p = 0; p < kc; ++p) {
+      const T* src = B + (p0 + p) * ldb + j0;
+      T* d = dst + p * nr;
+      index_t j = 0;
+      for (; j < nr_valid; ++j) d[j] = src[j];
+      for (; j < nr; ++j) d[j] = T(0);
+    }
+  } else {  // op(B)(p, j) = B[j * ldb + p]
+    for (index_t j = 0; j < nr_valid; ++j) {
+      const T* src = B + (j0 + j) * ldb + p0;
+      for (index_t p = 0; p < kc; ++p) dst[p * nr + j] = src[p];
+    }
+    for (index_t p = 0; p < kc; ++p)
+      for (index_t j = nr_valid; j < nr; ++j) dst[p * nr + j] = T(0);
+  }
+}
+
+// Split a grid of mp x np tiles among t threads as tm x tn rectangles,
+// minimising the largest share (ties: split M, which keeps B shared).
+void split_grid(index_t mp, index_t np, int t, index_t* tm_out, index_t* tn_out) {
+  index_t best_tm = 1, best_tn = 1, best_cost = -1;
+  for (index_t tm = 1; tm <= t; ++tm) {
+    if (t % tm) continue;
+    index_t tn = t / tm;
+    if (tm > mp || tn > np) continue;
+    index_t cost = ((mp + tm - 1) / tm) * ((np + tn - 1) / tn);
+    if (best_cost < 0 || cost < best_cost || (cost == best_cost && tm > best_tm)) {
+      best_cost = cost;
+      best_tm = tm;
+      best_tn = tn;
+    }
+  }
+  *tm_out = best_tm;
+  *tn_out = best_tn;
+}
+
+// Products smaller than this run on one thread: waking the pool costs more.
+constexpr double kParallelFlops = 2.0 * 48 * 48 * 48;
+
+template <typename T>
+void gemm_packed(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, const T* A,
+                 index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  const KernelTable& table = table_for(active_isa());
+  const auto ukr = Traits<T>::ukr(table);
+  const Blocking blk = Traits<T>::blk(table);
+  const int mr = blk.mr, nr = blk.nr;
+
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const int threads = flops < kParallelFlops ? 1 : get_num_threads();
+
+  // Rows of A packed at once; a multiple of mc, bounded so scratch stays small.
+  const index_t mb_rows = std::min<index_t>(blk.mc * 8, ((M + mr - 1) / mr) * mr);
+  const index_t kc_max = std::min<index_t>(blk.kc, K);
+  const index_t nc_max = std::min<index_t>(blk.nc, ((N + nr - 1) / nr) * nr);
+
+  static thread_local Scratch scratch_a, scratch_b;
+  T* Ap = static_cast<T*>(scratch_a.get(sizeof(T) * mb_rows * kc_max));
+  T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * nc_max * kc_max));
+
+  for (index_t jc = 0; jc < N; jc += blk.nc) {
+    const index_t nc = std::min(blk.nc, N - jc);
+    const index_t np = (nc + nr - 1) / nr;
+    for (index_t pc = 0; pc < K; pc += blk.kc) {
+      const index_t kc = std::min(blk.kc, K - pc);
+      const T beta_eff = pc == 0 ? beta : T(1);
+      bool b_packed = false;
+      for (index_t ib = 0; ib < M; ib += mb_rows) {
+        const index_t mbr = std::min(mb_rows, M - ib);
+        const index_t mp = (mbr + mr - 1) / mr;
+        // Pack (B once per pc block) and this block of A, in one parallel pass.
+        const index_t nb_items = b_packed ? 0 : np;
+        parallel_for(nb_items + mp, threads, [&](index_t begin, index_t end) {
+          for (index_t it = begin; it < end; ++it) {
+            if (it < nb_items) {
+              const index_t j0 = it * nr;
+              pack_b_panel(tb, B, ldb, jc + j0, std::min<index_t>(nr, nc - j0), pc, kc, nr,
+                           Bp + it * nr * kc);
+            } else {
+              const index_t i = it - nb_items;
+              const index_t i0 = i * mr;
+              pack_a_panel(ta, A, lda, ib + i0, std::min<index_t>(mr, mbr - i0), pc, kc, mr,
+                           Ap + i * mr * kc);
+            }
+          }
+        });
+        b_packed = true;
+
+        index_t tm, tn;
+        split_grid(mp, np, threads, &tm, &tn);
+        parallel_for(tm * tn, threads, [&](index_t begin, index_t end) {
+          alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
+          for (index_t part = begin; part < end; ++part) {
+            const index_t pm = part / tn, pn = part % tn;
+            const index_t m0 = mp * pm / tm, m1 = mp * (pm + 1) / tm;
+            const index_t n0 = np * pn / tn, n1 = np * (pn + 1) / tn;
+            const index_t mc_panels = blk.mc / mr;
+            for (index_t ic = m0; ic < m1; ic += mc_panels) {
+              const index_t ic_end = std::min(m1, ic + mc_panels);
+              for (index_t jr = n0; jr < n1; ++jr) {
+                const T* bpanel = Bp + jr * nr * kc;
+                const index_t j = jr * nr;
+                const index_t nr_valid = std::min<index_t>(nr, nc - j);
+                for (index_t ir = ic; ir < ic_end; ++ir) {
+                  const T* apanel = Ap + ir * mr * kc;
+                  const index_t i = ir * mr;
+                  const index_t mr_valid = std::min<index_t>(mr, mbr - i);
+                  T* c = C + (ib + i) * ldc + jc + j;
+                  if (mr_valid == mr && nr_valid == nr) {
+                    ukr(kc, apanel, bpanel, c, ldc, alpha, beta_eff);
+                  } else {
+                    ukr(kc, apanel, bpanel, edge, nr, alpha, T(0));
+                    for (index_t ii = 0; ii < mr_valid; ++ii) {
+                      T* ci = c + ii * ldc;
+                      const T* e = edge + ii * nr;
+                      if (beta_eff == T(0)) {
+                        for (index_t jj = 0; jj < nr_valid; ++jj) ci[jj] = e[jj];
+                      } else {
+                        for (index_t jj = 0; jj < nr_valid; ++jj) ci[jj] = e[jj] + beta_eff * ci[jj];
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        });
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, float alpha, const float* A,
+          index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc) noexcept {
+  gemm_packed<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, double alpha, const double* A,
+          index_t lda, const double* B, index_t ldb, double beta, double* C,
+          index_t ldc) noexcept {
+  gemm_packed<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace neuropil

@@ -1,0 +1,50 @@
+"""neuropil: fast, clear neural-network training on CPUs.
+
+C++17 kernels (OpenMP, AVX2/FMA chosen at run time) under a PyTorch-shaped
+Python API. See ``neuropil.functional`` for NumPy-in/NumPy-out ops.
+"""
+from __future__ import annotations
+
+import os as _os
+import warnings as _warnings
+
+from . import functional
+from . import nn
+from ._random import manual_seed
+from ._config import get_num_threads, set_num_threads, show_config, get_isa, set_isa
+
+__version__ = functional._k.__version__
+
+__all__ = [
+    "functional",
+    "nn",
+    "manual_seed",
+    "get_num_threads",
+    "set_num_threads",
+    "show_config",
+    "get_isa",
+    "set_isa",
+    "__version__",
+]
+
+
+def _apply_environment() -> None:
+    threads = _os.environ.get("NEUROPIL_NUM_THREADS")
+    if threads:
+        try:
+            set_num_threads(int(threads))
+        except ValueError:
+            _warnings.warn(
+                f"NEUROPIL_NUM_THREADS={threads!r} is not a positive integer; ignored",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    isa = _os.environ.get("NEUROPIL_ISA")
+    if isa:
+        try:
+            set_isa(isa.strip().lower())
+        except ValueError as err:
+            _warnings.warn(f"NEUROPIL_ISA={isa!r} ignored: {err}", RuntimeWarning, stacklevel=3)
+
+
+_apply_environment()

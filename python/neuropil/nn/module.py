@@ -1,0 +1,289 @@
+"""Module, Parameter and Sequential: the protocol every layer follows.
+
+A Module maps NumPy arrays to NumPy arrays:
+
+* ``forward(x)`` (also ``module(x)``) computes the output and caches what
+  ``backward`` needs;
+* ``backward(grad_out)`` returns the gradient with respect to the input and
+  *accumulates* (``+=``) the gradients of its parameters into ``p.grad``;
+* ``zero_grad()`` resets those gradients in place.
+
+Parameters are C-contiguous float arrays (float32 by default; ``.double()``
+converts a whole model to float64, as gradient checks do). ``state_dict()``
+keys follow PyTorch (``0.weight``, ``weight_ih_l0``...), so weights move
+between the two without renaming.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["Parameter", "Module", "Sequential"]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Parameter:
+    """A trainable array and its gradient (same shape and dtype).
+
+    ``grad`` is allocated once and accumulated into by ``backward``; optimizers
+    update ``data`` in place, so references held by layers stay valid.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad")
+
+    def __init__(self, data, requires_grad: bool = True, dtype=None):
+        arr = np.array(data, dtype=dtype if dtype is not None else None, copy=True, order="C")
+        if arr.dtype not in _FLOAT_DTYPES:
+            if dtype is None and np.issubdtype(arr.dtype, np.number):
+                arr = arr.astype(np.float32)
+            else:
+                raise TypeError(f"Parameter: data must be float32 or float64, got {arr.dtype}")
+        self.data = arr
+        self.grad = np.zeros_like(arr)
+        self.requires_grad = bool(requires_grad)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def zero_grad(self) -> None:
+        self.grad.fill(0)
+
+    def _set_dtype(self, dtype) -> None:
+        dtype = np.dtype(dtype)
+        if self.data.dtype != dtype:
+            self.data = np.ascontiguousarray(self.data, dtype=dtype)
+            self.grad = np.ascontiguousarray(self.grad, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of layers and models (see the module docstring for the protocol)."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # -- registration -------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__}.__init__ must call super().__init__() before "
+                f"assigning attributes")
+        params, modules, buffers = self._parameters, self._modules, self._buffers
+        for d in (params, modules, buffers):
+            d.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        for d in (self._parameters, self._modules, self._buffers):
+            d.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, array: np.ndarray) -> None:
+        """A non-trainable array saved in ``state_dict`` (e.g. running statistics)."""
+        object.__setattr__(self, name, array)
+        self._buffers[name] = name
+
+    def add_module(self, name: str, module: "Module") -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
+        setattr(self, name, module)
+
+    # -- computation --------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+
+    def backward(self, grad_out):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # -- traversal ----------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator["Module"]:
+        for _, m in self.named_children():
+            yield m
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, m in self._modules.items():
+            yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        seen = set()
+        for mod_name, mod in self.named_modules(prefix):
+            for name, p in mod._parameters.items():
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, mod in self.named_modules():
+            for name in mod._buffers:
+                yield (f"{mod_name}.{name}" if mod_name else name), getattr(mod, name)
+
+    # -- state ----------------------------------------------------------------
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def to(self, dtype) -> "Module":
+        """Convert every parameter and buffer to ``dtype`` (float32 or float64), in place."""
+        dtype = np.dtype(dtype)
+        if dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"to: dtype must be float32 or float64, got {dtype}")
+        for p in self.parameters():
+            p._set_dtype(dtype)
+        for m in self.modules():
+            for name in m._buffers:
+                arr = getattr(m, name)
+                if isinstance(arr, np.ndarray) and arr.dtype in _FLOAT_DTYPES:
+                    object.__setattr__(m, name, np.ascontiguousarray(arr, dtype=dtype))
+        return self
+
+    def double(self) -> "Module":
+        return self.to(np.float64)
+
+    def float(self) -> "Module":
+        return self.to(np.float32)
+
+    def num_parameters(self) -> int:
+        return int(sum(p.size for p in self.parameters()))
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of every parameter and buffer, keyed as PyTorch would key them."""
+        out = OrderedDict()
+        for name, p in self.named_parameters():
+            out[name] = p.data.copy()
+        for name, b in self.named_buffers():
+            out[name] = np.array(b, copy=True)
+        return out
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy arrays from ``state`` into the parameters, in place.
+
+        Validates everything before changing anything: unknown or missing
+        names (with ``strict``), shapes, and non-float values raise ValueError
+        listing every difference. Values are cast to each parameter's dtype.
+        """
+        params = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        targets = {**params, **buffers}
+        problems = []
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        if strict and missing:
+            problems.append(f"missing keys: {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {unexpected}")
+        staged = {}
+        for name, value in state.items():
+            if name not in targets:
+                continue
+            arr = np.asarray(value)
+            target = params[name].data if name in params else targets[name]
+            if arr.shape != target.shape:
+                problems.append(f"{name}: expected shape {target.shape}, got {arr.shape}")
+                continue
+            if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+                problems.append(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+                continue
+            staged[name] = arr
+        if problems:
+            raise ValueError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
+        for name, arr in staged.items():
+            if name in params:
+                np.copyto(params[name].data, arr, casting="unsafe")
+            else:
+                np.copyto(targets[name], arr, casting="unsafe")
+
+    # -- display ------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr()
+        if not self._modules:
+            return f"{type(self).__name__}({extra})"
+        lines = [f"{type(self).__name__}(" + (extra if extra else "")]
+        for name, m in self._modules.items():
+            body = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class Sequential(Module):
+    """Modules applied in order; children are named ``"0"``, ``"1"``, ... as in PyTorch."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} must be a Module, got {type(m).__name__}")
+            self.add_module(str(i), m)
+
+    def append(self, module: Module) -> "Sequential":
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, idx):
+        layers = list(self._modules.values())
+        if isinstance(idx, slice):
+            return Sequential(*layers[idx])
+        return layers[idx]
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def backward(self, grad_out):
+        for m in reversed(list(self._modules.values())):
+            grad_out = m.backward(grad_out)
+        return grad_out

@@ -1,0 +1,89 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import neuropil
+
+
+def test_version_and_config(capsys):
+    assert neuropil.__version__.count(".") >= 2
+    info = neuropil.show_config(mode="dicts")
+    for key in ("version", "isa", "num_threads", "openmp", "compiler", "build_type"):
+        assert key in info
+    assert info["isa"] in info["available_isas"]
+    neuropil.show_config()
+    text = capsys.readouterr().out
+    assert f"neuropil {neuropil.__version__}" in text and "threads:" in text and "ISA" in text
+    with pytest.raises(ValueError, match="mode must be"):
+        neuropil.show_config(mode="yaml")
+
+
+def test_set_num_threads(threads):
+    neuropil.set_num_threads(1)
+    assert neuropil.get_num_threads() == 1
+    neuropil.set_num_threads(2)
+    assert neuropil.get_num_threads() == min(2, os.cpu_count() or 2) or neuropil.get_num_threads() == 2
+    with pytest.raises(ValueError, match="positive integer, got 0"):
+        neuropil.set_num_threads(0)
+    with pytest.raises(TypeError, match="must be an int"):
+        neuropil.set_num_threads(1.5)
+
+
+def test_set_isa_errors(isa_path):
+    with pytest.raises(ValueError, match="unknown ISA 'sse9'"):
+        neuropil.set_isa("sse9")
+    neuropil.set_isa("generic")
+    assert neuropil.get_isa() == "generic"
+
+
+def _run(code, **env):
+    full = dict(os.environ)
+    for k in ("NEUROPIL_NUM_THREADS", "OMP_NUM_THREADS", "NEUROPIL_ISA"):
+        full.pop(k, None)
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_environment_variables():
+    code = "import neuropil; print(neuropil.get_num_threads(), neuropil.get_isa())"
+    assert _run(code, OMP_NUM_THREADS="1").split()[0] == "1"
+    assert _run(code, NEUROPIL_NUM_THREADS="1").split()[0] == "1"
+    assert _run(code, NEUROPIL_ISA="generic").split()[1] == "generic"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "NEUROPIL_ISA": "bogus"})
+    assert "NEUROPIL_ISA='bogus' ignored" in out.stderr
+
+
+def test_threadpoolctl_sees_and_limits_the_pool(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if not neuropil.show_config(mode="dicts")["openmp"]:
+        pytest.skip("serial build")
+    apis = {i["user_api"] for i in threadpool_info()}
+    assert "openmp" in apis
+    neuropil.set_num_threads(2)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert neuropil.get_num_threads() == 1
+        a = np.ones((300, 300), np.float32)
+        neuropil.functional.gemm(a, a)
+
+
+def test_manual_seed_reproducible():
+    r1 = neuropil.manual_seed(3).standard_normal(4)
+    r2 = neuropil.manual_seed(3).standard_normal(4)
+    np.testing.assert_array_equal(r1, r2)
+    with pytest.raises(TypeError):
+        neuropil.manual_seed("3")
+
+
+def test_isa_requested_by_environment_is_active():
+    wanted = os.environ.get("NEUROPIL_ISA")
+    if wanted:  # CI's second pass runs the whole suite with NEUROPIL_ISA=generic
+        assert neuropil.get_isa() == wanted
+    else:
+        assert neuropil.get_isa() == neuropil.show_config(mode="dicts")["available_isas"][-1]

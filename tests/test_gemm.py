@@ -1,0 +1,149 @@
+"""GEMM against numpy.matmul and the reference twin on hostile shapes."""
+import itertools
+
+import numpy as np
+import pytest
+
+import neuropil
+from neuropil import _kernels as K
+from neuropil.functional import gemm
+
+# (M, N, K): 1, micro-kernel sizes +-1 (6x16 / 6x8 / 4x8), block edges, skinny, wide.
+SHAPES = [
+    (1, 1, 1), (2, 3, 1), (1, 7, 5), (7, 1, 3), (7, 17, 5), (15, 16, 17), (16, 15, 31),
+    (17, 31, 16), (31, 17, 7), (127, 129, 33), (129, 127, 257), (145, 3, 300),
+    (257, 33, 129), (6, 16, 256), (5, 15, 255), (300, 2, 513), (2, 300, 513),
+    (1000, 7, 17), (7, 1000, 17), (128, 10, 512),
+]
+TRANS = list(itertools.product([False, True], repeat=2))
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def _operands(rng, m, n, k, ta, tb, dtype):
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    return a, b
+
+
+def _expected(a, b, ta, tb, alpha=1.0, beta=0.0, c=None):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    r = alpha * ((a64.T if ta else a64) @ (b64.T if tb else b64))
+    if beta != 0.0:
+        r = r + beta * c.astype(np.float64)
+    return r
+
+
+def _tol(dtype, k):
+    t = TOL[dtype]
+    return dict(rtol=t["rtol"] * max(1, k) ** 0.5, atol=t["atol"] * max(1, k))
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_matches_numpy(rng, isa_path, isa, dtype, ta, tb, m, n, k):
+    if isa not in K.available_isas():
+        pytest.skip(f"{isa} kernels not available on this CPU")
+    neuropil.set_isa(isa)
+    a, b = _operands(rng, m, n, k, ta, tb, dtype)
+    out = np.full((m, n), np.nan, dtype=dtype)  # beta = 0 must never read out
+    res = gemm(a, b, trans_a=ta, trans_b=tb, out=out)
+    assert res is out
+    np.testing.assert_allclose(out, _expected(a, b, ta, tb), **_tol(dtype, k))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.25), (2.0, 0.0)])
+def test_gemm_alpha_beta(rng, dtype, ta, tb, alpha, beta):
+    for m, n, k in [(7, 17, 5), (129, 33, 300), (1, 1, 1), (13, 40, 600)]:
+        a, b = _operands(rng, m, n, k, ta, tb, dtype)
+        c = rng.standard_normal((m, n)).astype(dtype)
+        expect = _expected(a, b, ta, tb, alpha, beta, c)
+        gemm(a, b, trans_a=ta, trans_b=tb, alpha=alpha, beta=beta, out=c)
+        np.testing.assert_allclose(c, expect, **_tol(dtype, k))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_reference_twin_matches_numpy(rng, dtype):
+    for (m, n, k), (ta, tb) in itertools.product([(7, 17, 5), (33, 9, 65)], TRANS):
+        a, b = _operands(rng, m, n, k, ta, tb, dtype)
+        out = np.full((m, n), np.nan, dtype=dtype)
+        K.gemm(a, b, out, ta, tb, 1.0, 0.0, reference=True)
+        np.testing.assert_allclose(out, _expected(a, b, ta, tb), **_tol(dtype, k))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_paths_match_reference(rng, isa_path, dtype):
+    m, n, k = 131, 67, 301
+    a, b = _operands(rng, m, n, k, False, True, dtype)
+    ref = np.empty((m, n), dtype)
+    K.gemm(a, b, ref, False, True, 1.0, 0.0, reference=True)
+    for isa in K.available_isas():
+        neuropil.set_isa(isa)
+        out = gemm(a, b, trans_b=True)
+        np.testing.assert_allclose(out, ref, **_tol(dtype, k))
+
+
+def test_avx2_and_generic_agree(rng, isa_path):
+    if "avx2" not in K.available_isas():
+        pytest.skip("AVX2 kernels not available on this CPU")
+    a = rng.standard_normal((200, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 150)).astype(np.float32)
+    neuropil.set_isa("generic")
+    g = gemm(a, b)
+    neuropil.set_isa("avx2")
+    v = gemm(a, b)
+    np.testing.assert_allclose(g, v, rtol=1e-4, atol=1e-4)
+    assert not np.array_equal(g.view(np.uint32), np.zeros_like(g).view(np.uint32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_empty_dimensions(rng, dtype):
+    a = np.zeros((4, 0), dtype)
+    b = np.zeros((0, 5), dtype)
+    out = gemm(a, b)
+    assert out.shape == (4, 5) and np.all(out == 0)  # K = 0, beta = 0: zeros, out not read
+    c = rng.standard_normal((4, 5)).astype(dtype)
+    expect = 3.0 * c
+    gemm(a, b, beta=3.0, out=c)  # K = 0: out = beta * out
+    np.testing.assert_allclose(c, expect)
+    assert gemm(np.zeros((0, 3), dtype), np.zeros((3, 5), dtype)).shape == (0, 5)
+    assert gemm(np.zeros((2, 3), dtype), np.zeros((3, 0), dtype)).shape == (2, 0)
+
+
+def test_nan_in_inputs_propagates(rng):
+    a = rng.standard_normal((9, 20)).astype(np.float32)
+    b = rng.standard_normal((20, 17)).astype(np.float32)
+    a[3, 7] = np.nan
+    out = gemm(a, b)
+    assert np.all(np.isnan(out[3])) and not np.any(np.isnan(np.delete(out, 3, axis=0)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_bitwise_identical_for_1_and_2_threads(rng, threads, dtype, ta, tb):
+    for m, n, k in [(1024, 96, 300), (130, 513, 257), (64, 3136, 40), (7, 17, 5)]:
+        a, b = _operands(rng, m, n, k, ta, tb, dtype)
+        neuropil.set_num_threads(1)
+        one = gemm(a, b, trans_a=ta, trans_b=tb)
+        neuropil.set_num_threads(2)
+        two = gemm(a, b, trans_a=ta, trans_b=tb)
+        assert one.tobytes() == two.tobytes(), (m, n, k)
+
+
+def test_non_contiguous_and_fortran_inputs(rng):
+    base = rng.standard_normal((40, 60))
+    a = base[::2, ::3]  # strided view: copied
+    b = np.asfortranarray(rng.standard_normal((20, 11)))  # F-order: used as a transposed C array
+    out = gemm(a, b)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+    at = np.asfortranarray(rng.standard_normal((20, 20)))
+    np.testing.assert_allclose(gemm(at, b, trans_a=True), at.T @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_large_k_crosses_blocks(rng):
+    a = rng.standard_normal((33, 2000)).astype(np.float32)
+    b = rng.standard_normal((2000, 3200)).astype(np.float32)  # N > nc, K > kc
+    np.testing.assert_allclose(gemm(a, b), _expected(a, b, False, False), **_tol(np.float32, 2000))

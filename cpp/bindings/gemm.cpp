@@ -67,6 +67,11 @@ void register_gemm(py::module_& m) {
         "out = alpha * op(a) @ op(b) + beta * out, in place. Arrays must be C-contiguous "
         "float32 or float64 of one dtype; out must not overlap a or b. "
         "reference=True runs the plain triple-loop twin.");
+  m.def("fma_peak_gflops", [](double seconds, int threads) {
+    py::gil_scoped_release release;
+    return fma_peak_gflops(seconds, threads);
+  }, py::arg("seconds") = 1.0, py::arg("threads") = 1,
+        "float32 GFLOP/s of an FMA-bound loop on `threads` threads (benchmarks' peak).");
 }
 
 }  // namespace bind

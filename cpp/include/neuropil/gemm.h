@@ -36,4 +36,9 @@ void gemm_reference(Trans ta, Trans tb, index_t M, index_t N, index_t K, double 
                     const double* A, index_t lda, const double* B, index_t ldb, double beta,
                     double* C, index_t ldc) noexcept;
 
+// Peak probe for benchmarks: runs an FMA-bound loop for about `seconds` on
+// `threads` threads and returns the float32 GFLOP/s reached (0 when the
+// active ISA has no FMA probe).
+double fma_peak_gflops(double seconds, int threads) noexcept;
+
 }  // namespace neuropil

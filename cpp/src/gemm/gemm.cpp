@@ -10,9 +10,11 @@
 // Edge tiles run the same micro-kernel into a local buffer (zero-padded panels),
 // so no kernel ever reads or writes outside the matrices.
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "kernels.h"
 #include "neuropil/cpu.h"
@@ -260,6 +262,31 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, double alpha, con
           index_t lda, const double* B, index_t ldb, double beta, double* C,
           index_t ldc) noexcept {
   gemm_packed<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+double fma_peak_gflops(double seconds, int threads) noexcept {
+#ifdef NEUROPIL_HAVE_AVX2
+  if (active_isa() != Isa::Avx2) return 0.0;
+  using clock = std::chrono::steady_clock;
+  threads = std::max(threads, 1);
+  const std::int64_t chunk = 1 << 20;
+  std::vector<double> flops(threads, 0.0);
+  const auto t0 = clock::now();
+  parallel_for(threads, threads, [&](index_t begin, index_t end) {
+    // Each thread runs chunks until the time is up; flops are summed after.
+    for (index_t t = begin; t < end; ++t)
+      while (std::chrono::duration<double>(clock::now() - t0).count() < seconds)
+        flops[t] += gemm_detail::fma_loop_avx2(chunk);
+  });
+  const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+  double total = 0.0;
+  for (double f : flops) total += f;
+  return total / dt / 1e9;
+#else
+  (void)seconds;
+  (void)threads;
+  return 0.0;
+#endif
 }
 
 }  // namespace neuropil

@@ -44,6 +44,8 @@ KernelTable generic_kernels();
 // Call only after cpu_info() confirmed AVX2 and FMA: this whole function's
 // translation unit is compiled with -mavx2 -mfma.
 KernelTable avx2_kernels();
+// FMA throughput probe (benchmarks print the machine's peak): returns flops done.
+double fma_loop_avx2(std::int64_t iters);
 #endif
 
 }  // namespace gemm_detail

@@ -128,3 +128,28 @@ KernelTable avx2_kernels() {
 
 }  // namespace gemm_detail
 }  // namespace neuropil
+
+namespace neuropil {
+namespace gemm_detail {
+
+// FMA-loop peak probe: 12 independent float FMA chains, 8 lanes each, so the
+// loop is bound by FMA throughput alone. Returns the number of flops done.
+double fma_loop_avx2(std::int64_t iters) {
+  __m256 x[12];
+  const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+  for (int i = 0; i < 12; ++i) x[i] = _mm256_set1_ps(static_cast<float>(i));
+  for (std::int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) x[i] = _mm256_fmadd_ps(x[i], m, a);
+  }
+  __m256 s = x[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, x[i]);
+  float out[8];
+  _mm256_storeu_ps(out, s);
+  volatile float sink = out[0];
+  (void)sink;
+  return 2.0 * 8 * 12 * static_cast<double>(iters);
+}
+
+}  // namespace gemm_detail
+}  // namespace neuropil

@@ -87,3 +87,15 @@ def test_isa_requested_by_environment_is_active():
         assert neuropil.get_isa() == wanted
     else:
         assert neuropil.get_isa() == neuropil.show_config(mode="dicts")["available_isas"][-1]
+
+
+def test_module_scratch_reuse_policy():
+    from neuropil.nn import Module
+
+    m = Module()
+    a = m._scratch("y", (3, 4), np.float32)
+    assert m._scratch("y", (3, 4), np.float32) is a  # training: reused
+    assert m._scratch("y", (2, 4), np.float32) is not a  # shape change: new
+    m.eval()
+    e = m._scratch("y", (2, 4), np.float32)
+    assert m._scratch("y", (2, 4), np.float32) is not e  # eval: always fresh

@@ -8,6 +8,13 @@ A Module maps NumPy arrays to NumPy arrays:
   *accumulates* (``+=``) the gradients of its parameters into ``p.grad``;
 * ``zero_grad()`` resets those gradients in place.
 
+Buffers: in training mode a layer reuses its output and input-gradient
+arrays from call to call (``_scratch``), so a steady-state training step
+allocates (and page-faults) almost nothing. The array returned by
+``forward``/``backward`` in training mode is therefore owned by the layer and
+valid until that layer's next call: copy it to keep it. In eval mode
+``forward`` returns fresh arrays.
+
 Parameters are C-contiguous float arrays (float32 by default; ``.double()``
 converts a whole model to float64, as gradient checks do). ``state_dict()``
 keys follow PyTorch (``0.weight``, ``weight_ih_l0``...), so weights move
@@ -118,6 +125,23 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    def _scratch(self, name: str, shape, dtype) -> np.ndarray:
+        """A C-contiguous array owned by this layer, reused while shape and dtype hold.
+
+        In eval mode a fresh array is returned every call (callers may keep it).
+        Contents are undefined: kernels write every element.
+        """
+        shape = tuple(int(s) for s in shape)
+        dtype = np.dtype(dtype)
+        if not self.training:
+            return np.empty(shape, dtype)
+        cache = self.__dict__.setdefault("_scratch_arrays", {})
+        arr = cache.get(name)
+        if arr is None or arr.shape != shape or arr.dtype != dtype:
+            arr = np.empty(shape, dtype)
+            cache[name] = arr
+        return arr
 
     # -- traversal ----------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, "Module"]]:

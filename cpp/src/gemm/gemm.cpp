@@ -308,7 +308,9 @@ void gemm_dispatch(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   auto padded = [](index_t x, index_t t) { return (x + t - 1) / t * t; };
   const double waste = double(padded(M, blk.mr)) * padded(N, blk.nr);
   const double waste_t = double(padded(N, blk.mr)) * padded(M, blk.nr);
-  if (std::min(M, N) <= kSkinnyMax) {
+  // The skinny path reads the long operand in place (whatever its layout:
+  // measured faster than packing it even when it is strided along K).
+  if (std::min(M, N) <= kSkinnyMax && Traits<T>::ukr_ga(table) != nullptr) {
     if (M < N) {
       const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;
       const Trans tb_t = ta == Trans::Yes ? Trans::No : Trans::Yes;

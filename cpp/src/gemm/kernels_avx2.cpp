@@ -23,6 +23,7 @@ void sgemm_6x16(std::int64_t kc, const float* a, const float* b, float* c, std::
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
 #pragma GCC unroll 4
   for (std::int64_t k = 0; k < kc; ++k) {
+    _mm_prefetch(reinterpret_cast<const char*>(a + 96), _MM_HINT_T0);
     const __m256 b0 = _mm256_load_ps(b);
     const __m256 b1 = _mm256_load_ps(b + 8);
     __m256 ai = _mm256_broadcast_ss(a + 0);

@@ -137,7 +137,7 @@ void store_tile(const T* tile, index_t ld_tile, index_t mr_valid, index_t nr_val
 constexpr index_t kSkinnyMax = 64;
 
 // Products smaller than this run on one thread: waking the pool costs more.
-constexpr double kParallelFlops = 2.0 * 48 * 48 * 48;
+constexpr double kParallelFlops = 2.0 * 80 * 80 * 80;
 
 // The packed loop nest. With c_trans, the tile grid computes C^T: element
 // (i, j) of the product is stored at C[j * ldc + i] (used to solve narrow-N

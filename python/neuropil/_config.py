@@ -75,6 +75,9 @@ def show_config(mode: str = "stdout"):
         f"fma={info['cpu_fma']} avx512f={info['cpu_avx512f']}",
         f"  caches:          L1d {cache(info['l1d_bytes'])}, L2 {cache(info['l2_bytes'])}, "
         f"L3 {cache(info['l3_bytes'])}",
+        "  GEMM blocking:   " + ", ".join(
+            f"{t} mr={b['mr']} nr={b['nr']} mc={b['mc']} kc={b['kc']} nc={b['nc']}"
+            for t, b in (("f32", info["gemm_blocking_f32"]), ("f64", info["gemm_blocking_f64"]))),
         f"  python:          {info['python']}  numpy {info.get('numpy', '?')}",
         f"  platform:        {info['platform']}",
     ]

@@ -27,11 +27,39 @@ namespace {
 using gemm_detail::Blocking;
 using gemm_detail::KernelTable;
 
+// Cache blocking from the detected cache sizes (BLIS's rules of thumb), within
+// clamps that keep odd reports (a hypervisor's whole-socket L3, say) harmless:
+//   kc: a B micro-panel [kc][nr] fills half of L1;
+//   mc: an A block [mc][kc] fills half of L2;
+//   nc: a B block [kc][nc] fills a quarter of L3.
+// Unknown sizes keep the table's defaults. Depends on the CPU only, never on
+// the thread count, so results stay bitwise reproducible on one machine.
+Blocking tuned(Blocking b, std::size_t elem) {
+  const CpuInfo& cpu = cpu_info();
+  auto round_down = [](index_t x, index_t m) { return std::max<index_t>(m, x / m * m); };
+  if (cpu.l1d_bytes > 0)
+    b.kc = std::clamp<index_t>(round_down(cpu.l1d_bytes / 2 / (b.nr * elem), 16), 128, 512);
+  if (cpu.l2_bytes > 0)
+    b.mc = std::clamp<index_t>(round_down(cpu.l2_bytes / 2 / (b.kc * elem), b.mr), 8 * b.mr,
+                               round_down(480, b.mr));
+  if (cpu.l3_bytes > 0) {
+    const index_t l3 = std::min<index_t>(cpu.l3_bytes, index_t(32) << 20);
+    b.nc = std::clamp<index_t>(round_down(l3 / 4 / (b.kc * elem), b.nr), 32 * b.nr, 8192);
+  }
+  return b;
+}
+
+KernelTable tuned(KernelTable t) {
+  t.s = tuned(t.s, sizeof(float));
+  t.d = tuned(t.d, sizeof(double));
+  return t;
+}
+
 const KernelTable& table_for(Isa isa) {
-  static const KernelTable generic = gemm_detail::generic_kernels();
+  static const KernelTable generic = tuned(gemm_detail::generic_kernels());
 #ifdef NEUROPIL_HAVE_AVX2
   if (isa == Isa::Avx2) {
-    static const KernelTable avx2 = gemm_detail::avx2_kernels();
+    static const KernelTable avx2 = tuned(gemm_detail::avx2_kernels());
     return avx2;
   }
 #else
@@ -39,6 +67,20 @@ const KernelTable& table_for(Isa isa) {
 #endif
   return generic;
 }
+
+}  // namespace
+
+void gemm_blocking(int dtype_bytes, int* mr, int* nr, index_t* mc, index_t* kc, index_t* nc) {
+  const KernelTable& t = table_for(active_isa());
+  const Blocking& b = dtype_bytes == 4 ? t.s : t.d;
+  *mr = b.mr;
+  *nr = b.nr;
+  *mc = b.mc;
+  *kc = b.kc;
+  *nc = b.nc;
+}
+
+namespace {
 
 // A grow-only, 64-byte aligned scratch buffer, one per calling thread, reused
 // across calls so a steady-state training step allocates nothing here.

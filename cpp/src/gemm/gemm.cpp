@@ -160,7 +160,21 @@ void split_grid(index_t mp, index_t np, int t, index_t* tm_out, index_t* tn_out)
 template <typename T>
 void store_tile(const T* tile, index_t ld_tile, index_t mr_valid, index_t nr_valid, T* C,
                 index_t ldc, index_t i0, index_t j0, bool c_trans, T beta) {
-  const index_t rs = c_trans ? 1 : ldc, cs = c_trans ? ldc : 1;
+  if (c_trans) {  // tile column j is a contiguous run of C's row j0 + j
+    for (index_t j = 0; j < nr_valid; ++j) {
+      T* cj = C + (j0 + j) * ldc + i0;
+      const T* e = tile + j;
+      if (beta == T(0)) {
+        for (index_t r = 0; r < mr_valid; ++r) cj[r] = e[r * ld_tile];
+      } else if (beta == T(1)) {
+        for (index_t r = 0; r < mr_valid; ++r) cj[r] += e[r * ld_tile];
+      } else {
+        for (index_t r = 0; r < mr_valid; ++r) cj[r] = e[r * ld_tile] + beta * cj[r];
+      }
+    }
+    return;
+  }
+  const index_t rs = ldc, cs = 1;
   T* c = C + i0 * rs + j0 * cs;
   for (index_t r = 0; r < mr_valid; ++r) {
     const T* e = tile + r * ld_tile;
@@ -175,8 +189,10 @@ void store_tile(const T* tile, index_t ld_tile, index_t mr_valid, index_t nr_val
 
 // A product whose short side (M or N) is at most this runs the skinny path:
 // packing the long operand would cost more than its reuse repays. Measured on
-// Zen 3 (bench/compare.py gemm): 64 beats 0 and 256 on the training shapes.
+// Zen 3 (bench/compare.py gemm): 64 beats 0 and 256 on the training shapes...
 constexpr index_t kSkinnyMax = 64;
+// ... and up to this when the operand read in place runs along K.
+constexpr index_t kSkinnyContiguousMax = 128;
 
 // Products smaller than this run on one thread: waking the pool costs more.
 constexpr double kParallelFlops = 2.0 * 80 * 80 * 80;
@@ -350,17 +366,28 @@ void gemm_dispatch(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   auto padded = [](index_t x, index_t t) { return (x + t - 1) / t * t; };
   const double waste = double(padded(M, blk.mr)) * padded(N, blk.nr);
   const double waste_t = double(padded(N, blk.mr)) * padded(M, blk.nr);
-  // The skinny path reads the long operand in place (whatever its layout:
-  // measured faster than packing it even when it is strided along K).
-  if (std::min(M, N) <= kSkinnyMax && Traits<T>::ukr_ga(table) != nullptr) {
-    if (M < N) {
-      const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;
-      const Trans tb_t = ta == Trans::Yes ? Trans::No : Trans::Yes;
-      gemm_skinny<T>(table, ta_t, tb_t, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, true);
-    } else {
+  // The skinny path packs the short side and reads the long operand in place.
+  // Measured on Zen 3 (bench/compare.py gemm): it wins when N <= 128 and A
+  // runs along K (unit stride per k), and for short sides <= 64 in any layout.
+  if (Traits<T>::ukr_ga(table) != nullptr) {
+    const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;  // op(B)^T as "A"
+    const Trans tb_t = ta == Trans::Yes ? Trans::No : Trans::Yes;  // op(A)^T as "B"
+    const bool a_along_k = ta == Trans::No, bt_along_k = tb == Trans::Yes;
+    bool plain = false, transposed = false;
+    if (N <= kSkinnyContiguousMax && a_along_k && (N <= M || !bt_along_k))
+      plain = true;
+    else if (M <= kSkinnyMax && bt_along_k)  // C^T tiles are stored by scalar scatter:
+      transposed = true;                      // a tighter bound than the plain case
+    else if (std::min(M, N) <= kSkinnyMax)
+      (N <= M ? plain : transposed) = true;
+    if (plain) {
       gemm_skinny<T>(table, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);
+      return;
     }
-    return;
+    if (transposed) {
+      gemm_skinny<T>(table, ta_t, tb_t, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, true);
+      return;
+    }
   }
   if (N < blk.nr && waste_t < 0.9 * waste) {
     const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;

@@ -51,6 +51,15 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1
     Non-contiguous inputs are accepted (copied first); Fortran-ordered ones
     are used in place.
     """
+    if type(out) is np.ndarray and type(a) is np.ndarray and type(b) is np.ndarray:
+        # Fast path: the binding validates everything; only a layout it
+        # refuses (non-contiguous, Fortran order) falls through to the copies.
+        try:
+            _k.gemm(a, b, out, trans_a, trans_b, alpha, beta)
+            return out
+        except ValueError:
+            if a.flags.c_contiguous and b.flags.c_contiguous:
+                raise
     a = _as_array(a, "gemm", "a")
     b = _as_array(b, "gemm", "b")
     if a.ndim != 2:

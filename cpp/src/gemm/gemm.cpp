@@ -112,6 +112,7 @@ struct Traits<float> {
   static gemm_detail::pack_a_fn<float> pack_a(const KernelTable& t) { return t.spack_a; }
   static gemm_detail::pack_b_fn<float> pack_b(const KernelTable& t) { return t.spack_b; }
   static gemm_detail::ukr_ga_f32 ukr_ga(const KernelTable& t) { return t.sgemm_ga; }
+  static auto store_t(const KernelTable& t) { return t.sstore_t; }
 };
 template <>
 struct Traits<double> {
@@ -120,6 +121,9 @@ struct Traits<double> {
   static gemm_detail::pack_a_fn<double> pack_a(const KernelTable& t) { return t.dpack_a; }
   static gemm_detail::pack_b_fn<double> pack_b(const KernelTable& t) { return t.dpack_b; }
   static gemm_detail::ukr_ga_f64 ukr_ga(const KernelTable& t) { return t.dgemm_ga; }
+  static void (*store_t(const KernelTable&))(const double*, double*, index_t, double) {
+    return nullptr;
+  }
 };
 
 // C = beta * C over an M x N block (beta == 0 writes zeros, never reads C).
@@ -295,6 +299,7 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
                  index_t ldc, bool c_trans) {
   const auto ukr = Traits<T>::ukr_ga(table);
   const auto ukr_packed = Traits<T>::ukr(table);
+  const auto store_t = Traits<T>::store_t(table);
   const auto pack_a = Traits<T>::pack_a(table);
   const auto pack_b = Traits<T>::pack_b(table);
   const Blocking blk = Traits<T>::blk(table);
@@ -343,7 +348,10 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
           } else {
             ukr(kc, a, rs_a, cs_a, bpanel, edge, nr, alpha, T(0));
           }
-          store_tile(edge, nr, mr_valid, nr_valid, C, ldc, i, j, c_trans, beta_eff);
+          if (c_trans && store_t && mr_valid == mr && nr_valid == nr)
+            store_t(edge, C + j * ldc + i, ldc, beta_eff);
+          else
+            store_tile(edge, nr, mr_valid, nr_valid, C, ldc, i, j, c_trans, beta_eff);
         }
       }
     });

@@ -56,6 +56,9 @@ struct KernelTable {
   pack_a_fn<float> spack_a;
   pack_b_fn<float> spack_b;
   ukr_ga_f32 sgemm_ga;
+  // Optional: stores a full mr x nr float tile (row stride nr) transposed,
+  // c[j * ldc + i] = tile[i][j] (+ beta * c[j * ldc + i] when beta != 0).
+  void (*sstore_t)(const float* tile, float* c, std::int64_t ldc, float beta);
   ukr_f64 dgemm;
   Blocking d;
   pack_a_fn<double> dpack_a;

@@ -293,6 +293,29 @@ void spack_b_16(bool trans, const float* B, std::int64_t ldb, std::int64_t j0,
   }
 }
 
+// A full 6 x 16 tile (row stride 16) stored transposed: 16 runs of 6 floats.
+void sstore_t_6x16(const float* tile, float* c, std::int64_t ldc, float beta) {
+  for (int half = 0; half < 2; ++half) {
+    __m256 r[8];
+    for (int i = 0; i < 6; ++i) r[i] = _mm256_loadu_ps(tile + i * 16 + half * 8);
+    r[6] = _mm256_setzero_ps();
+    r[7] = _mm256_setzero_ps();
+    transpose8(r);
+    for (int q = 0; q < 8; ++q) {
+      float* cj = c + (half * 8 + q) * ldc;
+      __m256 v = r[q];
+      if (beta != 0.0f) {
+        // Load exactly 6 floats (no read past the run): 4 + 2.
+        const __m128 lo = _mm_loadu_ps(cj);
+        const __m128 hi = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(cj + 4)));
+        const __m256 old = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+        v = _mm256_fmadd_ps(_mm256_set1_ps(beta), old, v);
+      }
+      store6(cj, v);
+    }
+  }
+}
+
 }  // namespace
 
 KernelTable avx2_kernels() {
@@ -302,6 +325,7 @@ KernelTable avx2_kernels() {
   t.spack_a = &spack_a_6;
   t.spack_b = &spack_b_16;
   t.sgemm_ga = &sgemm_6x16_ga;
+  t.sstore_t = &sstore_t_6x16;
   t.dgemm = &dgemm_6x8;
   t.d = Blocking{6, 8, 96, 256, 2048};
   t.dpack_a = &pack_a_generic_f64_mr6;

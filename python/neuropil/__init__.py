@@ -11,6 +11,8 @@ import warnings as _warnings
 from . import functional
 from . import nn
 from . import optim
+from . import io
+from .io import save, load
 from ._random import manual_seed
 from ._config import get_num_threads, set_num_threads, show_config, get_isa, set_isa
 
@@ -20,6 +22,9 @@ __all__ = [
     "functional",
     "nn",
     "optim",
+    "io",
+    "save",
+    "load",
     "manual_seed",
     "get_num_threads",
     "set_num_threads",

@@ -12,6 +12,7 @@ from . import functional
 from . import nn
 from . import optim
 from . import io
+from . import datasets
 from .io import save, load
 from ._random import manual_seed
 from ._config import get_num_threads, set_num_threads, show_config, get_isa, set_isa
@@ -23,6 +24,7 @@ __all__ = [
     "nn",
     "optim",
     "io",
+    "datasets",
     "save",
     "load",
     "manual_seed",

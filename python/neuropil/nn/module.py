@@ -269,6 +269,33 @@ class Module:
             else:
                 np.copyto(targets[name], arr, casting="unsafe")
 
+    # -- saving and training (implemented in neuropil.io / neuropil.training) --
+    def save(self, path, metadata=None) -> None:
+        """Write ``state_dict()`` to ``path`` (safetensors, atomic); see ``neuropil.io``."""
+        from ..io import save_module
+        save_module(self, path, metadata)
+
+    def load(self, path, strict: bool = True) -> "Module":
+        """Load weights from a safetensors file, checking names, shapes and dtypes first."""
+        from ..io import load_module
+        load_module(self, path, strict)
+        return self
+
+    def fit(self, x, y=None, **kwargs):
+        """Keras-style training loop; returns a History. See ``neuropil.training.fit``."""
+        from ..training import fit
+        return fit(self, x, y, **kwargs)
+
+    def evaluate(self, x, y=None, **kwargs) -> dict:
+        """Loss and metrics over (x, y), batched, in eval mode. See ``neuropil.training.evaluate``."""
+        from ..training import evaluate
+        return evaluate(self, x, y, **kwargs)
+
+    def predict(self, x, batch_size: int = 256, **kwargs):
+        """Outputs for x, batched, in eval mode. See ``neuropil.training.predict``."""
+        from ..training import predict
+        return predict(self, x, batch_size=batch_size, **kwargs)
+
     # -- display ------------------------------------------------------------
     def extra_repr(self) -> str:
         return ""

@@ -151,12 +151,14 @@ def linear(x, weight, bias=None, *, out: np.ndarray | None = None) -> np.ndarray
 
 
 def linear_backward(grad_out, x, weight, *, grad_weight: np.ndarray | None = None,
-                    grad_bias: np.ndarray | None = None, grad_input: bool | np.ndarray = True):
+                    grad_bias: np.ndarray | None = None, grad_input: bool | np.ndarray = True,
+                    accumulate_weight: bool = True, accumulate_bias: bool = True):
     """Gradients of ``y = x @ weight.T + bias`` given ``grad_out = dL/dy`` ``(N, out)``.
 
-    Accumulates ``grad_weight += grad_out.T @ x`` (``(out, in)``, a GEMM with beta=1
+    Accumulates ``grad_weight += grad_out.T @ x`` (``(out, in)``, one GEMM with beta=1
     straight into the array) and ``grad_bias += grad_out.sum(0)`` when those arrays
-    are given. Returns ``grad_input = grad_out @ weight`` ``(N, in)``, written into
+    are given (``accumulate_*=False`` overwrites them instead, never reading them).
+    Returns ``grad_input = grad_out @ weight`` ``(N, in)``, written into
     ``grad_input`` when it is an array, newly allocated when True, skipped (None
     returned) when False.
     """
@@ -167,7 +169,8 @@ def linear_backward(grad_out, x, weight, *, grad_weight: np.ndarray | None = Non
         grad_input = np.empty(x.shape, x.dtype)
     elif grad_input is False:
         grad_input = None
-    _k.linear_backward(x, weight, grad_out, grad_weight, grad_bias, grad_input)
+    _k.linear_backward(x, weight, grad_out, grad_weight, grad_bias, grad_input,
+                       1.0 if accumulate_weight else 0.0, 1.0 if accumulate_bias else 0.0)
     return grad_input
 
 

@@ -100,6 +100,45 @@ def check_numpy_reference(batch=32, seed=1):
         np.testing.assert_allclose(l.bias.data, b, rtol=1e-4, atol=1e-6)
 
 
+def breakdown_fns(model, loss, opt, x, y):
+    """Callables that redo, in isolation, each kind of work of one neuropil step:
+    its 8 GEMMs, its elementwise kernels (bias+activation, softmax-CE, ReLU backward,
+    bias gradients), the optimizer update. step - their sum = Python orchestration
+    (plus cache effects of running them in a different order)."""
+    from neuropil import functional as F
+    neuropil_step_fn(model, loss, opt, x, y)()  # fills every buffer once
+    lins = linears(model)
+    relus = [m for m in model if isinstance(m, nn.ReLU)]
+    ws = [l.weight.data for l in lins]
+    acts = [x] + [r._y for r in relus]                     # inputs of each Linear
+    outs = [l._scratch_arrays["out"] for l in lins]         # pre-activation outputs
+    gouts = [np.empty_like(o) for o in outs]                 # dL/d(out) of each Linear
+    gins = [None] + [np.empty_like(a) for a in acts[1:]]   # dL/d(input), not for layer 1
+    gws = [np.empty_like(w) for w in ws]
+    gbs = [np.empty_like(l.bias.data) for l in lins]
+
+    def gemms():
+        for i, l in enumerate(lins):
+            F.gemm(acts[i], ws[i], trans_b=True, out=outs[i])
+        for i in range(len(lins) - 1, -1, -1):
+            F.gemm(gouts[i], acts[i], trans_a=True, out=gws[i])
+            if i > 0:
+                F.gemm(gouts[i], ws[i], out=gins[i])
+
+    def elementwise():
+        for i, l in enumerate(lins):
+            F.bias_activation(outs[i], l.bias.data, "relu" if i < len(relus) else "identity",
+                              out=outs[i])
+        F.cross_entropy(outs[-1], y, grad=gouts[-1])
+        for i in range(len(lins) - 1, -1, -1):
+            F.bias_grad(gouts[i], out=gbs[i])
+            if i > 0:
+                F.relu_backward(acts[i], gins[i], out=gouts[i - 1])
+
+    return {"step": neuropil_step_fn(model, loss, opt, x, y), "gemms": gemms,
+            "elementwise": elementwise, "optimizer": opt.step}
+
+
 def run(ctx) -> str:
     check_numpy_reference()
     torch = ctx.torch
@@ -141,6 +180,25 @@ def run(ctx) -> str:
         headers.append("faults/step torch")
     out = table("MLP 784-512-256-10 training step (ReLU, softmax-CE, SGD momentum 0.9), float32",
                 headers, rows)
+    # Where neuropil's step time goes (each part re-run in isolation, same run).
+    brows = []
+    for threads in ctx.threads:
+        for batch in batches:
+            rng = np.random.default_rng(batch)
+            x = rng.standard_normal((batch, SIZES[0])).astype(np.float32)
+            y = rng.integers(0, SIZES[-1], batch)
+            model, loss, opt = build_neuropil()
+            with ctx.threads_set(threads):
+                t = ctx.time_interleaved(breakdown_fns(model, loss, opt, x, y),
+                                         min_time=0.1 if not ctx.quick else 0.05)
+            rest = t["step"] - t["gemms"] - t["elementwise"] - t["optimizer"]
+            share = lambda v: f"{1e6 * v:,.0f} us ({100 * v / t['step']:.0f}%)"
+            brows.append([threads, batch, f"{1e6 * t['step']:,.0f} us", share(t["gemms"]),
+                          share(t["elementwise"]), share(t["optimizer"]), share(rest),
+                          step_flops(batch) / t["gemms"] / 1e9])
+    out += table("neuropil MLP step breakdown (parts timed in isolation)",
+                 ["threads", "batch", "step", "8 GEMMs", "elementwise", "SGD update",
+                  "rest (Python, cache)", "GEMM GFLOP/s"], brows)
     out += ("\nfloors: >= 1.3x numpy at batch 128, >= 1.5x at batch 32, >= 1.6x torch at both. "
             "NumPy step checked against neuropil's loss/gradients/updates before timing.")
     print(out)

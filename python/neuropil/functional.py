@@ -94,6 +94,39 @@ __all__ += [
 ]
 
 
+# Lean entry points for layers on the training hot path: their arrays are already
+# C-contiguous float arrays of one dtype, and the binding validates every argument
+# again (dtype, shape, layout, aliasing), so nothing is converted or checked here.
+def _linear_into(x, weight, bias, out) -> None:
+    _k.linear_forward(x, weight, bias, out, 0)
+
+
+def _linear_backward_into(grad_out, x, weight, grad_weight, grad_bias, grad_input,
+                          beta_weight: float, beta_bias: float) -> None:
+    _k.linear_backward(x, weight, grad_out, grad_weight, grad_bias, grad_input, beta_weight,
+                       beta_bias)
+
+
+def _loss_into(kind: str, input, target, grad, reduction: str) -> float:
+    """Fused loss + gradient for losses whose input is a C-contiguous float array; the
+    target goes through the same conversions as the public functions."""
+    if kind == "cross_entropy":
+        if type(target) is np.ndarray and target.dtype == np.int64 and target.flags.c_contiguous:
+            return _k.cross_entropy(input, target, grad, _reduction_code(reduction, kind))
+        return cross_entropy(input, target, reduction, grad=grad)
+    if kind == "mse_loss":
+        return mse_loss(input, target, reduction, grad=grad)
+    return binary_cross_entropy_with_logits(input, target, reduction, grad=grad)
+
+
+def _activation_into(code: int, x, out) -> None:
+    _k.activation_forward(x, out, code)
+
+
+def _activation_backward_into(code: int, y, grad_out, out) -> None:
+    _k.activation_backward(y, grad_out, out, code)
+
+
 def _float_input(x, fn: str, name: str) -> np.ndarray:
     """A C-contiguous float array: lists are converted (ints -> float64), arrays are not cast."""
     if not isinstance(x, np.ndarray):

@@ -30,6 +30,7 @@ import numpy as np
 __all__ = ["Parameter", "Module", "Sequential"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_NO_SCRATCH: dict = {}
 
 
 class Parameter:
@@ -164,6 +165,10 @@ class Module:
         In eval mode a fresh array is returned every call (callers may keep it).
         Contents are undefined: kernels write every element.
         """
+        if self.training:  # hot path: the cached array still fits (no normalisation)
+            arr = self.__dict__.get("_scratch_arrays", _NO_SCRATCH).get(name)
+            if arr is not None and arr.shape == shape and arr.dtype == dtype:
+                return arr
         shape = tuple(int(s) for s in shape)
         dtype = np.dtype(dtype)
         if not self.training:
@@ -376,9 +381,15 @@ class Sequential(Module):
         parameters (Flatten, Dropout...) are skipped and the first trainable one is
         asked for its parameter gradients only."""
         layers = list(self._modules.values())
-        first = next((i for i, m in enumerate(layers)
-                      if any(p.requires_grad for p in m.parameters())), len(layers))
+        first = next((i for i, m in enumerate(layers) if _trainable(m)), len(layers))
         for m in reversed(layers[first + 1:]):
             grad_out = m.backward(grad_out)
         if first < len(layers):
             layers[first].backward_params(grad_out)
+
+
+def _trainable(m: Module) -> bool:
+    """Whether ``m`` has a parameter that requires a gradient (leaf layers checked cheaply)."""
+    if not m._modules:
+        return any(p.requires_grad for p in m._parameters.values())
+    return any(p.requires_grad for p in m.parameters())

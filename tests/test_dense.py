@@ -283,3 +283,15 @@ def test_zero_grad_is_lazy_but_exact(rng):
     p.zero_grad()
     p.grad += 2
     np.testing.assert_array_equal(p.grad, [2, 2, 2])
+
+
+def test_readme_example_runs():
+    import pathlib
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md not beside tests/")
+    block = readme.read_text().split("## Layers, losses and functional ops")[1]
+    code = block.split("```python")[1].split("```")[0]
+    env = {}
+    exec(compile(code, "README.md", "exec"), env)
+    assert np.isfinite(env["value"])

@@ -123,6 +123,15 @@ class Module:
     def backward(self, grad_out):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
+    def backward_params(self, grad_out) -> None:
+        """Accumulate parameter gradients only; the input gradient is not wanted.
+
+        Training loops call this on the whole model: layers may then skip work
+        whose only product is the gradient with respect to the model's input
+        (``Linear`` skips one of its three GEMMs). The default runs ``backward``.
+        """
+        self.backward(grad_out)
+
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
@@ -338,3 +347,15 @@ class Sequential(Module):
         for m in reversed(list(self._modules.values())):
             grad_out = m.backward(grad_out)
         return grad_out
+
+    def backward_params(self, grad_out) -> None:
+        """Backward without the model-input gradient: leading layers without trainable
+        parameters (Flatten, Dropout...) are skipped and the first trainable one is
+        asked for its parameter gradients only."""
+        layers = list(self._modules.values())
+        first = next((i for i, m in enumerate(layers)
+                      if any(p.requires_grad for p in m.parameters())), len(layers))
+        for m in reversed(layers[first + 1:]):
+            grad_out = m.backward(grad_out)
+        if first < len(layers):
+            layers[first].backward_params(grad_out)

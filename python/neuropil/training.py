@@ -3,8 +3,8 @@
 ``fit`` is a loop with hooks (STYLE rule 11): for every epoch it draws one
 permutation of the training samples from the seeded generator, gathers each
 minibatch into reused buffers and runs ``optimizer.zero_grad()``,
-``model.forward``, ``loss.forward``, ``model.backward(loss.backward())`` and
-``optimizer.step()``; callbacks see ``on_train_begin / on_epoch_begin /
+``model.forward``, ``loss.forward``, ``model.backward_params(loss.backward())``
+(``backward`` without the input gradient) and ``optimizer.step()``; callbacks see ``on_train_begin / on_epoch_begin /
 on_batch_begin / on_batch_end / on_epoch_end / on_train_end``. Nothing here
 touches the compiled kernels: the arithmetic is in the layers, the loss and
 the optimizer.
@@ -297,6 +297,8 @@ def fit(model, x, y=None, *, loss, optimizer, epochs: int = 1, batch_size: int =
         xbuf.append(np.empty((rest,) + x.shape[1:], dtype))
         ybuf.append(np.empty((rest,) + y.shape[1:], y.dtype))
 
+    # the model input's own gradient is never needed here; layers may skip it
+    backward = getattr(model, "backward_params", model.backward)
     model.stop_training = False
     model.train()
     labels_checked = False
@@ -333,7 +335,7 @@ def fit(model, x, y=None, *, loss, optimizer, epochs: int = 1, batch_size: int =
                     f"{fn}: the loss became {value} at epoch {epoch + 1}, batch {b + 1} of "
                     f"{steps}: training diverged (try a lower learning rate, or check the "
                     f"data for extreme values)")
-            model.backward(loss.backward())
+            backward(loss.backward())
             optimizer.step()
             total_loss += value * _weight(loss, hi - lo)
             total_weight += hi - lo

@@ -492,3 +492,19 @@ def test_loss_names_and_optimizer_names():
     x, y = blobs()
     hist = model.fit(x, y, loss="cross_entropy", optimizer="adam", epochs=2, verbose=0)
     assert len(hist.history["loss"]) == 2
+
+
+def test_one_hot_and_binary_targets():
+    neuropil.manual_seed(0)
+    x, y = blobs()
+    model = real_mlp()
+    onehot = np.eye(3, dtype=np.float32)[y]
+    hist = model.fit(x, onehot, loss=nn.CrossEntropyLoss(), epochs=8, verbose=0,
+                     optimizer=optim.Adam(model.parameters(), lr=0.01))
+    assert hist.history["accuracy"][-1] > 0.9
+    assert model.evaluate(x, onehot, loss=nn.CrossEntropyLoss())["accuracy"] > 0.9
+    binary = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    yb = (y == 0).astype(np.float32)[:, None]
+    hist = binary.fit(x, yb, loss=nn.BCEWithLogitsLoss(), epochs=8, verbose=0,
+                      optimizer=optim.Adam(binary.parameters(), lr=0.01))
+    assert hist.history["accuracy"][-1] > 0.9

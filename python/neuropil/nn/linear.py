@@ -28,7 +28,8 @@ class Linear(Module):
     drawn in float64 from ``neuropil._random.get_rng(rng)`` then cast.
 
     forward caches the input (a reference, no copy); backward accumulates
-    ``weight.grad += dy.T @ x`` (a GEMM with beta=1 straight into the gradient),
+    ``weight.grad += dy.T @ x`` (a GEMM with beta=1 straight into the gradient, or
+    beta=0 right after ``zero_grad()``, which skips the fill and the read),
     ``bias.grad += dy.sum(0)`` and returns ``dy @ weight``.
     """
 
@@ -99,10 +100,12 @@ class Linear(Module):
         x = self._x
         w, b = self.weight, self.bias
         dx = self._scratch("grad_in", x.shape, x.dtype) if need_input else None
-        F.linear_backward(g, x, w.data,
-                          grad_weight=w.grad if w.requires_grad else None,
-                          grad_bias=b.grad if b is not None and b.requires_grad else None,
-                          grad_input=dx if need_input else False)
+        # A gradient just zeroed by zero_grad() is overwritten (beta 0), not accumulated.
+        gw, w_zeroed = w._grad_for_write() if w.requires_grad else (None, False)
+        gb, b_zeroed = b._grad_for_write() if b is not None and b.requires_grad else (None, False)
+        F.linear_backward(g, x, w.data, grad_weight=gw, grad_bias=gb,
+                          grad_input=dx if need_input else False,
+                          accumulate_weight=not w_zeroed, accumulate_bias=not b_zeroed)
         if dx is not None and len(self._lead) != 1:
             dx = dx.reshape(self._lead + (self.in_features,))
         return dx

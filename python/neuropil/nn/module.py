@@ -39,7 +39,7 @@ class Parameter:
     update ``data`` in place, so references held by layers stay valid.
     """
 
-    __slots__ = ("data", "grad", "requires_grad")
+    __slots__ = ("data", "_grad", "_grad_zeroed", "requires_grad")
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
         arr = np.array(data, dtype=dtype if dtype is not None else None, copy=True, order="C")
@@ -64,8 +64,31 @@ class Parameter:
     def size(self):
         return self.data.size
 
+    # zero_grad() only marks the gradient as zero; the array is filled on its next
+    # read through ``.grad``. A kernel that would accumulate into it asks
+    # ``_grad_for_write()`` instead and, told it is zero, overwrites it (beta = 0):
+    # the fill pass and the kernel's read of the old gradient both disappear.
+    @property
+    def grad(self) -> np.ndarray:
+        if self._grad_zeroed:
+            self._grad.fill(0)
+            self._grad_zeroed = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        self._grad = value
+        self._grad_zeroed = False
+
     def zero_grad(self) -> None:
-        self.grad.fill(0)
+        self._grad_zeroed = True
+
+    def _grad_for_write(self):
+        """``(grad array, zeroed)``. With ``zeroed`` True the caller MUST overwrite every
+        element (it is logically zero); either way the array is current afterwards."""
+        zeroed = self._grad_zeroed
+        self._grad_zeroed = False
+        return self._grad, zeroed
 
     def _set_dtype(self, dtype) -> None:
         dtype = np.dtype(dtype)

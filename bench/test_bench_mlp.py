@@ -1,4 +1,10 @@
-"""pytest-benchmark cases for the MLP training step (run: pytest bench/ --benchmark-only)."""
+"""pytest-benchmark cases for the MLP training step (run: pytest bench/ --benchmark-only).
+
+Both libraries run on 1 thread (neuropil.set_num_threads, threadpoolctl for
+OpenBLAS): the primary figure on these time-sliced machines (see BENCHMARKS.md);
+bench/compare.py mlp reports 1 and 2 threads side by side.
+"""
+import contextlib
 import sys
 import pathlib
 
@@ -10,6 +16,22 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from family_mlp import (LR, MOMENTUM, SIZES, build_neuropil, check_numpy_reference,  # noqa: E402
                         linears, neuropil_step_fn)
 from numpy_mlp import NumpyMLP  # noqa: E402
+
+import neuropil  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = neuropil.get_num_threads()
+    neuropil.set_num_threads(1)
+    try:
+        import threadpoolctl
+        limiter = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+    except ImportError:  # pragma: no cover
+        limiter = contextlib.nullcontext()
+    with limiter:
+        yield
+    neuropil.set_num_threads(before)
 
 
 def _data(batch):

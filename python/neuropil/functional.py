@@ -176,6 +176,8 @@ def linear(x, weight, bias=None, *, out: np.ndarray | None = None) -> np.ndarray
     else:
         if not isinstance(out, np.ndarray):
             raise TypeError(f"linear: out must be a numpy.ndarray, got {type(out).__name__}")
+        if out.ndim != 2 and not out.flags.c_contiguous:  # a reshape would write into a copy
+            raise ValueError("linear: out must be C-contiguous, since it is written in place")
         res = out.reshape(-1, weight.shape[0]) if out.ndim != 2 else out
     _k.linear_forward(x2, weight, bias, res, 0)
     if out is not None:

@@ -11,6 +11,8 @@ namespace py = pybind11;
 namespace neuropil {
 namespace bind {
 void register_gemm(py::module_& m);
+void register_elementwise(py::module_& m);
+void register_optim(py::module_& m);
 }  // namespace bind
 }  // namespace neuropil
 
@@ -74,4 +76,6 @@ PYBIND11_MODULE(_kernels, m) {
   });
 
   bind::register_gemm(m);
+  bind::register_elementwise(m);
+  bind::register_optim(m);
 }

@@ -97,7 +97,7 @@ _REDUCTION = {"mean": 0, "sum": 1}
 
 __all__ += [
     "linear", "linear_backward", "relu", "sigmoid", "tanh", "relu_backward", "sigmoid_backward",
-    "tanh_backward", "bias_activation", "bias_grad", "softmax", "log_softmax", "softmax_backward",
+    "tanh_backward", "bias_activation", "bias_grad", "softmax", "argmax", "log_softmax", "softmax_backward",
     "log_softmax_backward", "one_hot", "cross_entropy", "mse_loss",
     "binary_cross_entropy_with_logits", "dropout", "dropout_backward",
 ]
@@ -331,6 +331,20 @@ def softmax(x, axis: int = -1, *, out: np.ndarray | None = None) -> np.ndarray:
 def log_softmax(x, axis: int = -1, *, out: np.ndarray | None = None) -> np.ndarray:
     """``x - max - log(sum(exp(x - max)))`` along ``axis``."""
     return _softmax(x, axis, out, True)
+
+
+def argmax(x, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Index of the maximum along the last axis of a 2-D float array, as int64 ``(N,)``.
+
+    Ties go to the first maximum; a NaN counts as the maximum (as ``numpy.argmax``).
+    """
+    x = _float_input(x, "argmax", "x")
+    if x.ndim != 2:
+        raise ValueError(f"argmax: x must be 2-D with shape (N, C), got shape {x.shape}")
+    if out is None:
+        out = np.empty(x.shape[0], np.int64)
+    _k.argmax(x, out)
+    return out
 
 
 def softmax_backward(y, grad_out, *, out: np.ndarray | None = None) -> np.ndarray:

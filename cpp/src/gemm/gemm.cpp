@@ -198,6 +198,14 @@ constexpr index_t kSkinnyMax = 64;
 // ... and up to this when the operand read in place runs along K.
 constexpr index_t kSkinnyContiguousMax = 128;
 
+// K split into equal blocks of at most kc (multiples of 8): 784 runs as
+// 4 x 196, not 3 x 256 + 16, whose short tail would pay a full pass over C.
+index_t balanced_kc(index_t K, index_t kc) {
+  const index_t blocks = (K + kc - 1) / kc;
+  const index_t even = (K + blocks - 1) / blocks;
+  return std::min(kc, (even + 7) / 8 * 8);
+}
+
 // Products smaller than this run on one thread: waking the pool costs more.
 constexpr double kParallelFlops = 2.0 * 80 * 80 * 80;
 
@@ -219,7 +227,7 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
 
   // Rows of A packed at once; a multiple of mc, bounded so scratch stays small.
   const index_t mb_rows = std::min<index_t>(blk.mc * 8, ((M + mr - 1) / mr) * mr);
-  const index_t kc_max = std::min<index_t>(blk.kc, K);
+  const index_t kc_max = balanced_kc(K, blk.kc);
   const index_t nc_max = std::min<index_t>(blk.nc, ((N + nr - 1) / nr) * nr);
 
   static thread_local Scratch scratch_a, scratch_b;
@@ -229,8 +237,8 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   for (index_t jc = 0; jc < N; jc += blk.nc) {
     const index_t nc = std::min(blk.nc, N - jc);
     const index_t np = (nc + nr - 1) / nr;
-    for (index_t pc = 0; pc < K; pc += blk.kc) {
-      const index_t kc = std::min(blk.kc, K - pc);
+    for (index_t pc = 0; pc < K; pc += kc_max) {
+      const index_t kc = std::min(kc_max, K - pc);
       const T beta_eff = pc == 0 ? beta : T(1);
       bool b_packed = false;
       for (index_t ib = 0; ib < M; ib += mb_rows) {
@@ -308,14 +316,14 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   const int threads = flops < kParallelFlops ? 1 : get_num_threads();
   const index_t np = (N + nr - 1) / nr;
   const index_t mp = (M + mr - 1) / mr;
-  const index_t kc_max = std::min<index_t>(blk.kc, K);
+  const index_t kc_max = balanced_kc(K, blk.kc);
   // a(i, k) = A[i * rs_a + k * cs_a]
   const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
 
   static thread_local Scratch scratch_b;
   T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * np * nr * kc_max));
-  for (index_t pc = 0; pc < K; pc += blk.kc) {
-    const index_t kc = std::min(blk.kc, K - pc);
+  for (index_t pc = 0; pc < K; pc += kc_max) {
+    const index_t kc = std::min(kc_max, K - pc);
     const T beta_eff = pc == 0 ? beta : T(1);
     parallel_for(np, threads, [&](index_t begin, index_t end) {
       for (index_t jr = begin; jr < end; ++jr)

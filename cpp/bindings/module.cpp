@@ -10,6 +10,7 @@ namespace py = pybind11;
 namespace neuropil {
 namespace bind {
 void register_gemm(py::module_& m);
+void register_rnn(py::module_& m);
 }  // namespace bind
 }  // namespace neuropil
 
@@ -65,4 +66,5 @@ PYBIND11_MODULE(_kernels, m) {
   });
 
   bind::register_gemm(m);
+  bind::register_rnn(m);
 }

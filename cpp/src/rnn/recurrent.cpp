@@ -1,0 +1,414 @@
+// Whole-sequence forward and BPTT for RNN (tanh/ReLU), LSTM and GRU (see rnn.h
+// for the equations, the layouts and the cache). One input-projection GEMM,
+// then per step one recurrent GEMM and one fused gate kernel; backward forms
+// the weight gradients as single GEMMs over all time steps.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "neuropil/gemm.h"
+#include "neuropil/parallel.h"
+#include "neuropil/rnn.h"
+
+namespace neuropil {
+namespace {
+
+// ---- activations -------------------------------------------------------------
+// float: branch-free polynomial exp (Cephes expf coefficients, magic-number
+// rounding) so the gate loops auto-vectorise; about 2 ulp. double: libm, since
+// float64 is used for gradient checks where accuracy, not speed, matters.
+inline float exp_fast(float x) {
+  x = std::min(std::max(x, -87.3f), 88.3f);
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float t = x * 1.44269504088896341f + magic;
+  const float n = t - magic;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r * r + r + 1.0f;
+  std::int32_t ti, mi;
+  std::memcpy(&ti, &t, 4);
+  std::memcpy(&mi, &magic, 4);
+  const std::int32_t e = (ti - mi + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &e, 4);
+  return p * scale;
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
+inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// tanh: odd polynomial near 0 (Cephes tanhf), 1 - 2 / (exp(2|x|) + 1) elsewhere.
+inline float tanh_act(float x) {
+  const float ax = std::fabs(x);
+  const float z = x * x;
+  float p = -5.70498872745E-3f;
+  p = p * z + 2.06390887954E-2f;
+  p = p * z - 5.37397155531E-2f;
+  p = p * z + 1.33314422036E-1f;
+  p = p * z - 3.33332819422E-1f;
+  const float small = x + x * z * p;
+  const float big = 1.0f - 2.0f / (exp_fast(2.0f * ax) + 1.0f);
+  const float bigs = x < 0.0f ? -big : big;
+  return ax < 0.625f ? small : bigs;
+}
+inline double tanh_act(double x) { return std::tanh(x); }
+
+template <typename T>
+inline T relu(T x) { return x > T(0) ? x : T(0); }
+
+// ---- grow-only scratch (per calling thread) ------------------------------------
+template <typename T>
+T* scratch(std::vector<T>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+struct Rows {
+  index_t rs_n, rs_t;  // row(n, t) = n * rs_n + t * rs_t
+  index_t operator()(index_t n, index_t t) const { return n * rs_n + t * rs_t; }
+};
+
+inline Rows rows_of(const SeqDims& d) {
+  return d.batch_first ? Rows{d.T, 1} : Rows{1, d.N};
+}
+
+// Gate kernels run over (batch row, block of hidden units) items; in parallel
+// when a step has enough elements to pay for waking the pool.
+constexpr index_t kHBlock = 64;
+constexpr index_t kParallelElems = 8192;
+
+template <typename F>
+void for_rows_blocks(index_t N, index_t H, index_t elems, F&& fn) {
+  const index_t nb = (H + kHBlock - 1) / kHBlock;
+  const int threads = (elems >= kParallelElems && N * nb > 1) ? get_num_threads() : 1;
+  parallel_for(N * nb, threads, [&](index_t begin, index_t end) {
+    for (index_t it = begin; it < end; ++it) {
+      const index_t n = it / nb, jb = it % nb;
+      const index_t j0 = jb * kHBlock, j1 = std::min(H, j0 + kHBlock);
+      fn(n, j0, j1);
+    }
+  });
+}
+
+inline bool is_valid(const std::int64_t* lengths, index_t n, index_t t) {
+  return lengths == nullptr || t < lengths[n];
+}
+
+// ---- forward ---------------------------------------------------------------------
+template <typename T>
+void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWeights<T>& w,
+                  const T* h0, const T* c0, const std::int64_t* lengths, T* y, index_t ldy,
+                  T* h_n, T* c_n, const RecurrentCache<T>& cache) {
+  const index_t N = d.N, Tn = d.T, I = d.I, H = d.H;
+  const index_t G = cell_gates(kind), GH = G * H, CH = cell_cache_width(kind) * H;
+  const index_t rows = N * Tn;
+  const Rows row = rows_of(d);
+  const bool lstm = kind == CellKind::Lstm, gru = kind == CellKind::Gru;
+
+  if (N == 0) return;
+  if (Tn == 0) {  // nothing happens: the final state is the initial one
+    for (index_t i = 0; i < N * H; ++i) h_n[i] = h0 ? h0[i] : T(0);
+    if (lstm)
+      for (index_t i = 0; i < N * H; ++i) c_n[i] = c0 ? c0[i] : T(0);
+    return;
+  }
+
+  // Biases: RNN/LSTM add b_ih + b_hh once per element; GRU keeps them apart.
+  static thread_local std::vector<T> bias_buf, hw_buf;
+  T* bias = scratch(bias_buf, 2 * GH);
+  T* bi = bias;
+  T* bh = bias + GH;
+  for (index_t k = 0; k < GH; ++k) {
+    bi[k] = w.b_ih ? w.b_ih[k] : T(0);
+    bh[k] = w.b_hh ? w.b_hh[k] : T(0);
+    if (!gru) bi[k] += bh[k];
+  }
+  T* hw = gru ? scratch(hw_buf, static_cast<std::size_t>(N * GH)) : nullptr;
+
+  // Input projection of every step at once: gates[:, 0:GH] = X W_ih^T.
+  gemm(Trans::No, Trans::Yes, rows, GH, I, T(1), x, I, w.w_ih, I, T(0), cache.gates, CH);
+
+  const index_t t_first = d.reverse ? Tn - 1 : 0;
+  for (index_t n = 0; n < N; ++n) {
+    T* hp = cache.h_prev + row(n, t_first) * H;
+    for (index_t j = 0; j < H; ++j) hp[j] = h0 ? h0[n * H + j] : T(0);
+    if (lstm) {
+      T* cp = cache.c_prev + row(n, t_first) * H;
+      for (index_t j = 0; j < H; ++j) cp[j] = c0 ? c0[n * H + j] : T(0);
+    }
+  }
+
+  for (index_t s = 0; s < Tn; ++s) {
+    const index_t t = d.reverse ? Tn - 1 - s : s;
+    const bool last = s == Tn - 1;
+    const index_t tn = d.reverse ? t - 1 : t + 1;
+    const T* hp_t = cache.h_prev + row(0, t) * H;
+    T* g_t = cache.gates + row(0, t) * CH;
+    if (gru)
+      gemm(Trans::No, Trans::Yes, N, GH, H, T(1), hp_t, row.rs_n * H, w.w_hh, H, T(0), hw, GH);
+    else
+      gemm(Trans::No, Trans::Yes, N, GH, H, T(1), hp_t, row.rs_n * H, w.w_hh, H, T(1), g_t,
+           row.rs_n * CH);
+
+    for_rows_blocks(N, H, N * GH, [&](index_t n, index_t j0, index_t j1) {
+      const index_t r = row(n, t);
+      const T* hp = cache.h_prev + r * H;
+      T* g = cache.gates + r * CH;
+      T* yr = y + r * ldy;
+      T* hnext = last ? h_n + n * H : cache.h_prev + row(n, tn) * H;
+      if (!is_valid(lengths, n, t)) {
+        for (index_t j = j0; j < j1; ++j) {
+          yr[j] = T(0);
+          hnext[j] = hp[j];
+        }
+        if (lstm) {
+          const T* cp = cache.c_prev + r * H;
+          T* cnext = last ? c_n + n * H : cache.c_prev + row(n, tn) * H;
+          for (index_t j = j0; j < j1; ++j) cnext[j] = cp[j];
+        }
+        return;
+      }
+      switch (kind) {
+        case CellKind::RnnTanh:
+          for (index_t j = j0; j < j1; ++j) {
+            const T h = tanh_act(g[j] + bi[j]);
+            g[j] = h;
+            yr[j] = h;
+            hnext[j] = h;
+          }
+          break;
+        case CellKind::RnnRelu:
+          for (index_t j = j0; j < j1; ++j) {
+            const T h = relu(g[j] + bi[j]);
+            g[j] = h;
+            yr[j] = h;
+            hnext[j] = h;
+          }
+          break;
+        case CellKind::Lstm: {
+          const T* cp = cache.c_prev + r * H;
+          T* tc = cache.tanh_c + r * H;
+          T* cnext = last ? c_n + n * H : cache.c_prev + row(n, tn) * H;
+          for (index_t j = j0; j < j1; ++j) {
+            const T i = sigmoid(g[j] + bi[j]);
+            const T f = sigmoid(g[H + j] + bi[H + j]);
+            const T gg = tanh_act(g[2 * H + j] + bi[2 * H + j]);
+            const T o = sigmoid(g[3 * H + j] + bi[3 * H + j]);
+            const T c = f * cp[j] + i * gg;
+            const T th = tanh_act(c);
+            const T h = o * th;
+            g[j] = i;
+            g[H + j] = f;
+            g[2 * H + j] = gg;
+            g[3 * H + j] = o;
+            tc[j] = th;
+            cnext[j] = c;
+            yr[j] = h;
+            hnext[j] = h;
+          }
+          break;
+        }
+        case CellKind::Gru: {
+          const T* hwr = hw + n * GH;
+          for (index_t j = j0; j < j1; ++j) {
+            const T rg = sigmoid(g[j] + bi[j] + hwr[j] + bh[j]);
+            const T z = sigmoid(g[H + j] + bi[H + j] + hwr[H + j] + bh[H + j]);
+            const T hn = hwr[2 * H + j] + bh[2 * H + j];
+            const T nn = tanh_act(g[2 * H + j] + bi[2 * H + j] + rg * hn);
+            const T h = (T(1) - z) * nn + z * hp[j];
+            g[j] = rg;
+            g[H + j] = z;
+            g[2 * H + j] = nn;
+            g[3 * H + j] = hn;
+            yr[j] = h;
+            hnext[j] = h;
+          }
+          break;
+        }
+      }
+    });
+  }
+}
+
+// Column sums: db[k] += sum over rows of a[r, k], rows in order (deterministic).
+template <typename T>
+void add_column_sums(const T* a, index_t rows, index_t cols, T* db) {
+  const index_t cb = 64;
+  const index_t nblk = (cols + cb - 1) / cb;
+  const int threads = rows * cols >= 65536 ? get_num_threads() : 1;
+  parallel_for(nblk, threads, [&](index_t begin, index_t end) {
+    T acc[64];
+    for (index_t b = begin; b < end; ++b) {
+      const index_t k0 = b * cb, k1 = std::min(cols, k0 + cb), w = k1 - k0;
+      for (index_t k = 0; k < w; ++k) acc[k] = T(0);
+      for (index_t r = 0; r < rows; ++r) {
+        const T* ar = a + r * cols + k0;
+        for (index_t k = 0; k < w; ++k) acc[k] += ar[k];
+      }
+      for (index_t k = 0; k < w; ++k) db[k0 + k] += acc[k];
+    }
+  });
+}
+
+// ---- backward --------------------------------------------------------------------
+template <typename T>
+void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWeights<T>& w,
+                   const std::int64_t* lengths, const RecurrentCache<T>& cache, const T* dy,
+                   index_t ldy, const T* dh_n, const T* dc_n, T* dg, T* dgh, T* dx,
+                   bool dx_accumulate, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih,
+                   T* db_hh) {
+  const index_t N = d.N, Tn = d.T, I = d.I, H = d.H;
+  const index_t G = cell_gates(kind), GH = G * H, CH = cell_cache_width(kind) * H;
+  const index_t rows = N * Tn;
+  const Rows row = rows_of(d);
+  const bool lstm = kind == CellKind::Lstm, gru = kind == CellKind::Gru;
+  if (!gru) dgh = dg;
+
+  // The carries dh (and dc) live in the dh0 (dc0) outputs.
+  for (index_t i = 0; i < N * H; ++i) dh0[i] = dh_n ? dh_n[i] : T(0);
+  if (lstm)
+    for (index_t i = 0; i < N * H; ++i) dc0[i] = dc_n ? dc_n[i] : T(0);
+  if (N == 0 || Tn == 0) {
+    if (dx && !dx_accumulate)
+      for (index_t i = 0; i < rows * I; ++i) dx[i] = T(0);
+    return;
+  }
+
+  for (index_t s = Tn - 1; s >= 0; --s) {
+    const index_t t = d.reverse ? Tn - 1 - s : s;
+    for_rows_blocks(N, H, N * GH, [&](index_t n, index_t j0, index_t j1) {
+      const index_t r = row(n, t);
+      T* dgr = dg + r * GH;
+      T* dghr = dgh + r * GH;
+      T* dh = dh0 + n * H;
+      if (!is_valid(lengths, n, t)) {  // padding: no gate gradient, carries pass through
+        for (index_t k = 0; k < G; ++k)
+          for (index_t j = j0; j < j1; ++j) {
+            dgr[k * H + j] = T(0);
+            dghr[k * H + j] = T(0);
+          }
+        return;
+      }
+      const T* g = cache.gates + r * CH;
+      const T* dyr = dy ? dy + r * ldy : nullptr;
+      switch (kind) {
+        case CellKind::RnnTanh:
+          for (index_t j = j0; j < j1; ++j) {
+            const T dht = dh[j] + (dyr ? dyr[j] : T(0));
+            dgr[j] = dht * (T(1) - g[j] * g[j]);
+            dh[j] = T(0);
+          }
+          break;
+        case CellKind::RnnRelu:
+          for (index_t j = j0; j < j1; ++j) {
+            const T dht = dh[j] + (dyr ? dyr[j] : T(0));
+            dgr[j] = g[j] > T(0) ? dht : T(0);
+            dh[j] = T(0);
+          }
+          break;
+        case CellKind::Lstm: {
+          const T* cp = cache.c_prev + r * H;
+          const T* tc = cache.tanh_c + r * H;
+          T* dc = dc0 + n * H;
+          for (index_t j = j0; j < j1; ++j) {
+            const T dht = dh[j] + (dyr ? dyr[j] : T(0));
+            const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+            const T th = tc[j];
+            const T dct = dc[j] + dht * o * (T(1) - th * th);
+            dgr[j] = dct * gg * i * (T(1) - i);
+            dgr[H + j] = dct * cp[j] * f * (T(1) - f);
+            dgr[2 * H + j] = dct * i * (T(1) - gg * gg);
+            dgr[3 * H + j] = dht * th * o * (T(1) - o);
+            dc[j] = dct * f;
+            dh[j] = T(0);
+          }
+          break;
+        }
+        case CellKind::Gru: {
+          const T* hp = cache.h_prev + r * H;
+          for (index_t j = j0; j < j1; ++j) {
+            const T dht = dh[j] + (dyr ? dyr[j] : T(0));
+            const T rg = g[j], z = g[H + j], nn = g[2 * H + j], hn = g[3 * H + j];
+            const T dnp = dht * (T(1) - z) * (T(1) - nn * nn);
+            const T dr = dnp * hn * rg * (T(1) - rg);
+            const T dz = dht * (hp[j] - nn) * z * (T(1) - z);
+            dgr[j] = dr;
+            dgr[H + j] = dz;
+            dgr[2 * H + j] = dnp;
+            dghr[j] = dr;
+            dghr[H + j] = dz;
+            dghr[2 * H + j] = dnp * rg;
+            dh[j] = dht * z;
+          }
+          break;
+        }
+      }
+    });
+    // dh_{prev} += dGh_t W_hh
+    gemm(Trans::No, Trans::No, N, H, GH, T(1), dgh + row(0, t) * GH, row.rs_n * GH, w.w_hh, H,
+         T(1), dh0, H);
+  }
+
+  gemm(Trans::Yes, Trans::No, GH, I, rows, T(1), dg, GH, x, I, T(1), dw_ih, I);
+  gemm(Trans::Yes, Trans::No, GH, H, rows, T(1), dgh, GH, cache.h_prev, H, T(1), dw_hh, H);
+  if (db_ih) add_column_sums(dg, rows, GH, db_ih);
+  if (db_hh) add_column_sums(dgh, rows, GH, db_hh);
+  if (dx)
+    gemm(Trans::No, Trans::No, rows, I, GH, T(1), dg, GH, w.w_ih, I,
+         dx_accumulate ? T(1) : T(0), dx, I);
+}
+
+}  // namespace
+
+int cell_gates(CellKind kind) noexcept {
+  switch (kind) {
+    case CellKind::Lstm: return 4;
+    case CellKind::Gru: return 3;
+    default: return 1;
+  }
+}
+
+int cell_cache_width(CellKind kind) noexcept {
+  return (kind == CellKind::Lstm || kind == CellKind::Gru) ? 4 : 1;
+}
+
+void recurrent_forward(CellKind kind, const SeqDims& d, const float* x,
+                       const RecurrentWeights<float>& w, const float* h0, const float* c0,
+                       const std::int64_t* lengths, float* y, index_t ldy, float* h_n,
+                       float* c_n, const RecurrentCache<float>& cache) noexcept {
+  forward_impl(kind, d, x, w, h0, c0, lengths, y, ldy, h_n, c_n, cache);
+}
+void recurrent_forward(CellKind kind, const SeqDims& d, const double* x,
+                       const RecurrentWeights<double>& w, const double* h0, const double* c0,
+                       const std::int64_t* lengths, double* y, index_t ldy, double* h_n,
+                       double* c_n, const RecurrentCache<double>& cache) noexcept {
+  forward_impl(kind, d, x, w, h0, c0, lengths, y, ldy, h_n, c_n, cache);
+}
+
+void recurrent_backward(CellKind kind, const SeqDims& d, const float* x,
+                        const RecurrentWeights<float>& w, const std::int64_t* lengths,
+                        const RecurrentCache<float>& cache, const float* dy, index_t ldy,
+                        const float* dh_n, const float* dc_n, float* dg, float* dgh,
+                        float* dx, bool dx_accumulate, float* dh0, float* dc0, float* dw_ih,
+                        float* dw_hh, float* db_ih, float* db_hh) noexcept {
+  backward_impl(kind, d, x, w, lengths, cache, dy, ldy, dh_n, dc_n, dg, dgh, dx, dx_accumulate,
+                dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
+}
+void recurrent_backward(CellKind kind, const SeqDims& d, const double* x,
+                        const RecurrentWeights<double>& w, const std::int64_t* lengths,
+                        const RecurrentCache<double>& cache, const double* dy, index_t ldy,
+                        const double* dh_n, const double* dc_n, double* dg, double* dgh,
+                        double* dx, bool dx_accumulate, double* dh0, double* dc0,
+                        double* dw_ih, double* dw_hh, double* db_ih, double* db_hh) noexcept {
+  backward_impl(kind, d, x, w, lengths, cache, dy, ldy, dh_n, dc_n, dg, dgh, dx, dx_accumulate,
+                dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
+}
+
+}  // namespace neuropil

@@ -299,9 +299,9 @@ class RNN(_RNNBase):
                  dtype=np.float32):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
         super().__init__("rnn_" + nonlinearity, input_size, hidden_size, num_layers, bias,
                          batch_first, dropout, bidirectional, rng, dtype)
+        self.nonlinearity = nonlinearity
 
 
 class LSTM(_RNNBase):

@@ -38,7 +38,11 @@
 // step, then forms the weight gradients as single GEMMs over all N*T rows:
 //   dW_ih += dGx^T X,  dW_hh += dGh^T Hprev,  db += column sums,  dX = dGx W_ih.
 //
-// Cache (caller-allocated, filled by forward, read by backward; rows r(n, t)):
+// Cache (caller-allocated, filled by forward, read by backward). Its rows are
+// time-major, c(n, t) = t*N + n, whatever the layout of x, so that the rows of
+// one step are contiguous for the per-step GEMMs (batch-first rows of one step
+// sit T*row apart: a power-of-two stride that thrashes the caches):
+//   x_tm   [N*T, I]    batch_first only (else null): x in time-major order
 //   gates  [N*T, C*H]  RNN C=1: h_t;  LSTM C=4: i f g o (activated);
 //                      GRU C=4: r z n and (W_hn h_{t-1} + b_hn)
 //   h_prev [N*T, H]    the state entering step t
@@ -83,6 +87,7 @@ struct RecurrentCache {
   T* h_prev;  // [N*T, H]
   T* c_prev;  // [N*T, H]  LSTM only, else null
   T* tanh_c;  // [N*T, H]  LSTM only, else null
+  T* x_tm;    // [N*T, I]  batch_first only, else null
 };
 
 // Forward over the whole sequence. x [rows, I]; y [rows, ldy] (columns

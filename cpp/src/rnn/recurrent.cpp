@@ -97,6 +97,34 @@ void for_rows_blocks(index_t N, index_t H, index_t elems, F&& fn) {
   });
 }
 
+// x [N, T, I] (batch-first) -> out [T, N, I]; parallel over t.
+template <typename T>
+void transpose_rows(const T* x, index_t N, index_t Tn, index_t I, T* out) {
+  const int threads = N * Tn * I >= 65536 ? get_num_threads() : 1;
+  parallel_for(Tn, threads, [&](index_t t0, index_t t1) {
+    for (index_t t = t0; t < t1; ++t)
+      for (index_t n = 0; n < N; ++n)
+        std::copy(x + (n * Tn + t) * I, x + (n * Tn + t + 1) * I, out + (t * N + n) * I);
+  });
+}
+
+// a [T, N, I] -> out [N, T, I] (written, or added to); parallel over n.
+template <typename T>
+void untranspose_rows(const T* a, index_t N, index_t Tn, index_t I, bool accumulate, T* out) {
+  const int threads = N * Tn * I >= 65536 ? get_num_threads() : 1;
+  parallel_for(N, threads, [&](index_t n0, index_t n1) {
+    for (index_t n = n0; n < n1; ++n)
+      for (index_t t = 0; t < Tn; ++t) {
+        const T* src = a + (t * N + n) * I;
+        T* dst = out + (n * Tn + t) * I;
+        if (accumulate)
+          for (index_t i = 0; i < I; ++i) dst[i] += src[i];
+        else
+          std::copy(src, src + I, dst);
+      }
+  });
+}
+
 inline bool is_valid(const std::int64_t* lengths, index_t n, index_t t) {
   return lengths == nullptr || t < lengths[n];
 }
@@ -109,7 +137,8 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
   const index_t N = d.N, Tn = d.T, I = d.I, H = d.H;
   const index_t G = cell_gates(kind), GH = G * H, CH = cell_cache_width(kind) * H;
   const index_t rows = N * Tn;
-  const Rows row = rows_of(d);
+  const Rows urow = rows_of(d);  // x, y: the caller's layout
+  const Rows row{1, N};          // cache: time-major, so a step's rows are contiguous
   const bool lstm = kind == CellKind::Lstm, gru = kind == CellKind::Gru;
 
   if (N == 0) return;
@@ -132,8 +161,14 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
   }
   T* hw = gru ? scratch(hw_buf, static_cast<std::size_t>(N * GH)) : nullptr;
 
-  // Input projection of every step at once: gates[:, 0:GH] = X W_ih^T.
-  gemm(Trans::No, Trans::Yes, rows, GH, I, T(1), x, I, w.w_ih, I, T(0), cache.gates, CH);
+  // Input projection of every step at once: gates[:, 0:GH] = X W_ih^T, with X
+  // in time-major order (a transposed copy when the caller's is batch-first).
+  const T* xs = x;
+  if (d.batch_first) {
+    transpose_rows(x, N, Tn, I, cache.x_tm);
+    xs = cache.x_tm;
+  }
+  gemm(Trans::No, Trans::Yes, rows, GH, I, T(1), xs, I, w.w_ih, I, T(0), cache.gates, CH);
 
   const index_t t_first = d.reverse ? Tn - 1 : 0;
   for (index_t n = 0; n < N; ++n) {
@@ -152,16 +187,15 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
     const T* hp_t = cache.h_prev + row(0, t) * H;
     T* g_t = cache.gates + row(0, t) * CH;
     if (gru)
-      gemm(Trans::No, Trans::Yes, N, GH, H, T(1), hp_t, row.rs_n * H, w.w_hh, H, T(0), hw, GH);
+      gemm(Trans::No, Trans::Yes, N, GH, H, T(1), hp_t, H, w.w_hh, H, T(0), hw, GH);
     else
-      gemm(Trans::No, Trans::Yes, N, GH, H, T(1), hp_t, row.rs_n * H, w.w_hh, H, T(1), g_t,
-           row.rs_n * CH);
+      gemm(Trans::No, Trans::Yes, N, GH, H, T(1), hp_t, H, w.w_hh, H, T(1), g_t, CH);
 
     for_rows_blocks(N, H, N * GH, [&](index_t n, index_t j0, index_t j1) {
       const index_t r = row(n, t);
       const T* hp = cache.h_prev + r * H;
       T* g = cache.gates + r * CH;
-      T* yr = y + r * ldy;
+      T* yr = y + urow(n, t) * ldy;
       T* hnext = last ? h_n + n * H : cache.h_prev + row(n, tn) * H;
       if (!is_valid(lengths, n, t)) {
         for (index_t j = j0; j < j1; ++j) {
@@ -177,6 +211,7 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
       }
       switch (kind) {
         case CellKind::RnnTanh:
+#pragma GCC ivdep
           for (index_t j = j0; j < j1; ++j) {
             const T h = tanh_act(g[j] + bi[j]);
             g[j] = h;
@@ -185,6 +220,7 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
           }
           break;
         case CellKind::RnnRelu:
+#pragma GCC ivdep
           for (index_t j = j0; j < j1; ++j) {
             const T h = relu(g[j] + bi[j]);
             g[j] = h;
@@ -196,6 +232,7 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
           const T* cp = cache.c_prev + r * H;
           T* tc = cache.tanh_c + r * H;
           T* cnext = last ? c_n + n * H : cache.c_prev + row(n, tn) * H;
+#pragma GCC ivdep
           for (index_t j = j0; j < j1; ++j) {
             const T i = sigmoid(g[j] + bi[j]);
             const T f = sigmoid(g[H + j] + bi[H + j]);
@@ -217,6 +254,7 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
         }
         case CellKind::Gru: {
           const T* hwr = hw + n * GH;
+#pragma GCC ivdep
           for (index_t j = j0; j < j1; ++j) {
             const T rg = sigmoid(g[j] + bi[j] + hwr[j] + bh[j]);
             const T z = sigmoid(g[H + j] + bi[H + j] + hwr[H + j] + bh[H + j]);
@@ -267,7 +305,8 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
   const index_t N = d.N, Tn = d.T, I = d.I, H = d.H;
   const index_t G = cell_gates(kind), GH = G * H, CH = cell_cache_width(kind) * H;
   const index_t rows = N * Tn;
-  const Rows row = rows_of(d);
+  const Rows urow = rows_of(d);  // x, dx, dy: the caller's layout
+  const Rows row{1, N};          // cache and dg: time-major
   const bool lstm = kind == CellKind::Lstm, gru = kind == CellKind::Gru;
   if (!gru) dgh = dg;
 
@@ -297,18 +336,23 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
         return;
       }
       const T* g = cache.gates + r * CH;
-      const T* dyr = dy ? dy + r * ldy : nullptr;
+      if (dy) {  // dh_t = carry + dy_t (kept out of the fused loops so they vectorise)
+        const T* dyr = dy + urow(n, t) * ldy;
+        for (index_t j = j0; j < j1; ++j) dh[j] += dyr[j];
+      }
       switch (kind) {
         case CellKind::RnnTanh:
+#pragma GCC ivdep
           for (index_t j = j0; j < j1; ++j) {
-            const T dht = dh[j] + (dyr ? dyr[j] : T(0));
+            const T dht = dh[j];
             dgr[j] = dht * (T(1) - g[j] * g[j]);
             dh[j] = T(0);
           }
           break;
         case CellKind::RnnRelu:
+#pragma GCC ivdep
           for (index_t j = j0; j < j1; ++j) {
-            const T dht = dh[j] + (dyr ? dyr[j] : T(0));
+            const T dht = dh[j];
             dgr[j] = g[j] > T(0) ? dht : T(0);
             dh[j] = T(0);
           }
@@ -317,8 +361,9 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
           const T* cp = cache.c_prev + r * H;
           const T* tc = cache.tanh_c + r * H;
           T* dc = dc0 + n * H;
+#pragma GCC ivdep
           for (index_t j = j0; j < j1; ++j) {
-            const T dht = dh[j] + (dyr ? dyr[j] : T(0));
+            const T dht = dh[j];
             const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
             const T th = tc[j];
             const T dct = dc[j] + dht * o * (T(1) - th * th);
@@ -333,8 +378,9 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
         }
         case CellKind::Gru: {
           const T* hp = cache.h_prev + r * H;
+#pragma GCC ivdep
           for (index_t j = j0; j < j1; ++j) {
-            const T dht = dh[j] + (dyr ? dyr[j] : T(0));
+            const T dht = dh[j];
             const T rg = g[j], z = g[H + j], nn = g[2 * H + j], hn = g[3 * H + j];
             const T dnp = dht * (T(1) - z) * (T(1) - nn * nn);
             const T dr = dnp * hn * rg * (T(1) - rg);
@@ -352,17 +398,24 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
       }
     });
     // dh_{prev} += dGh_t W_hh
-    gemm(Trans::No, Trans::No, N, H, GH, T(1), dgh + row(0, t) * GH, row.rs_n * GH, w.w_hh, H,
-         T(1), dh0, H);
+    gemm(Trans::No, Trans::No, N, H, GH, T(1), dgh + row(0, t) * GH, GH, w.w_hh, H, T(1), dh0,
+         H);
   }
 
-  gemm(Trans::Yes, Trans::No, GH, I, rows, T(1), dg, GH, x, I, T(1), dw_ih, I);
+  const T* xs = d.batch_first ? cache.x_tm : x;
+  gemm(Trans::Yes, Trans::No, GH, I, rows, T(1), dg, GH, xs, I, T(1), dw_ih, I);
   gemm(Trans::Yes, Trans::No, GH, H, rows, T(1), dgh, GH, cache.h_prev, H, T(1), dw_hh, H);
   if (db_ih) add_column_sums(dg, rows, GH, db_ih);
   if (db_hh) add_column_sums(dgh, rows, GH, db_hh);
-  if (dx)
+  if (dx && !d.batch_first) {
     gemm(Trans::No, Trans::No, rows, I, GH, T(1), dg, GH, w.w_ih, I,
          dx_accumulate ? T(1) : T(0), dx, I);
+  } else if (dx) {  // time-major product, then back to the caller's batch-first rows
+    static thread_local std::vector<T> dx_buf;
+    T* dxt = scratch(dx_buf, static_cast<std::size_t>(rows * I));
+    gemm(Trans::No, Trans::No, rows, I, GH, T(1), dg, GH, w.w_ih, I, T(0), dxt, I);
+    untranspose_rows(dxt, N, Tn, I, dx_accumulate, dx);
+  }
 }
 
 }  // namespace

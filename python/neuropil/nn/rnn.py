@@ -101,11 +101,13 @@ class _RNNBase(Module):
         b_hh = getattr(self, "bias_hh" + sfx) if self.bias else None
         return w_ih, w_hh, b_ih, b_hh
 
-    def _cache(self, layer, d, n, t, dtype):
+    def _cache(self, layer, d, n, t, in_size, dtype):
         key = (layer, d)
         c = self._caches.get(key)
-        if c is None or c["h_prev"].shape[0] != n * t or c["h_prev"].dtype != dtype:
-            c = F.rnn_cache(self.mode, n, t, self.hidden_size, dtype)
+        if (c is None or c["h_prev"].shape[0] != n * t or c["h_prev"].dtype != dtype
+                or (c["x_tm"] is None) == self.batch_first):
+            c = F.rnn_cache(self.mode, n, t, self.hidden_size, dtype,
+                            in_size if self.batch_first else None)
             self._caches[key] = c
         return c
 
@@ -196,7 +198,7 @@ class _RNNBase(Module):
                               c0[k] if c0 is not None else None, lengths,
                               batch_first=self.batch_first, reverse=bool(d), y=out,
                               y_col=d * hid, h_n=h_n[k], c_n=c_n[k] if lstm else None,
-                              cache=self._cache(layer, d, n, t, dtype))
+                              cache=self._cache(layer, d, n, t, inp.shape[2], dtype))
             inputs.append(inp)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 keep = 1.0 - self.dropout

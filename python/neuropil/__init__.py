@@ -10,6 +10,12 @@ import warnings as _warnings
 
 from . import functional
 from . import nn
+from . import optim
+from . import io
+from . import datasets
+from . import callbacks
+from . import training
+from .io import save, load
 from ._random import manual_seed
 from ._config import get_num_threads, set_num_threads, show_config, get_isa, set_isa
 
@@ -18,6 +24,13 @@ __version__ = functional._k.__version__
 __all__ = [
     "functional",
     "nn",
+    "optim",
+    "io",
+    "datasets",
+    "callbacks",
+    "training",
+    "save",
+    "load",
     "manual_seed",
     "get_num_threads",
     "set_num_threads",

@@ -10,9 +10,14 @@ namespace py = pybind11;
 namespace neuropil {
 namespace bind {
 void register_gemm(py::module_& m);
+<<<<<<< HEAD
 void register_rnn(py::module_& m);
 void register_optim(py::module_& m);
 void register_elementwise(py::module_& m);
+=======
+void register_elementwise(py::module_& m);
+void register_optim(py::module_& m);
+>>>>>>> dense
 }  // namespace bind
 }  // namespace neuropil
 
@@ -68,7 +73,12 @@ PYBIND11_MODULE(_kernels, m) {
   });
 
   bind::register_gemm(m);
+<<<<<<< HEAD
   bind::register_rnn(m);
   bind::register_optim(m);
   bind::register_elementwise(m);
+=======
+  bind::register_elementwise(m);
+  bind::register_optim(m);
+>>>>>>> dense
 }

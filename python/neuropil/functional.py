@@ -74,67 +74,6 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1
 
 
 # ---------------------------------------------------------------------------
-# Optimizer updates (fused, in place; formulas in cpp/include/neuropil/optim.h)
-# ---------------------------------------------------------------------------
-
-def _update_array(x, fn: str, name: str) -> np.ndarray:
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{fn}: {name} must be a numpy.ndarray (updated in place), "
-                        f"got {type(x).__name__}")
-    return x
-
-
-def sgd_update_(param: np.ndarray, grad: np.ndarray, momentum_buf: np.ndarray | None = None,
-                *, lr: float, momentum: float = 0.0, dampening: float = 0.0,
-                nesterov: bool = False, weight_decay: float = 0.0, l1: float = 0.0,
-                first_step: bool = False) -> np.ndarray:
-    """One SGD step on ``param`` in place (PyTorch's ``torch.optim.SGD`` algorithm).
-
-    ``g = grad + weight_decay*w + l1*sign(w)``; with ``momentum``:
-    ``b = g`` on the first step, else ``b = momentum*b + (1-dampening)*g``, then
-    ``g = g + momentum*b`` (nesterov) or ``g = b``; finally ``w -= lr*g``.
-    ``param``, ``grad`` and ``momentum_buf`` (needed when ``momentum != 0``,
-    updated in place) share one shape and float dtype and are C-contiguous.
-    Returns ``param``.
-    """
-    fn = "sgd_update_"
-    param = _update_array(param, fn, "param")
-    grad = _update_array(grad, fn, "grad")
-    if momentum_buf is not None:
-        momentum_buf = _update_array(momentum_buf, fn, "momentum_buf")
-    _k.sgd_update(param, grad, momentum_buf, float(lr), float(momentum), float(dampening),
-                  float(weight_decay), float(l1), bool(nesterov), bool(first_step))
-    return param
-
-
-def adam_update_(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray,
-                 exp_avg_sq: np.ndarray, max_exp_avg_sq: np.ndarray | None = None, *,
-                 lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.0, step: int) -> np.ndarray:
-    """One Adam step on ``param`` in place (PyTorch's ``torch.optim.Adam`` algorithm).
-
-    ``g = grad + weight_decay*w``; ``m = b1*m + (1-b1)*g``; ``v = b2*v + (1-b2)*g²``;
-    ``w -= lr/(1-b1^step) * m / (sqrt(v̂)/sqrt(1-b2^step) + eps)`` where ``v̂`` is
-    ``v``, or with ``max_exp_avg_sq`` (AMSGrad) the running maximum of ``v``.
-    ``step`` counts updates including this one (>= 1). All arrays share one
-    shape and float dtype, are C-contiguous, and the state arrays are updated
-    in place. Returns ``param``.
-    """
-    fn = "adam_update_"
-    param = _update_array(param, fn, "param")
-    grad = _update_array(grad, fn, "grad")
-    exp_avg = _update_array(exp_avg, fn, "exp_avg")
-    exp_avg_sq = _update_array(exp_avg_sq, fn, "exp_avg_sq")
-    if max_exp_avg_sq is not None:
-        max_exp_avg_sq = _update_array(max_exp_avg_sq, fn, "max_exp_avg_sq")
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-        raise TypeError(f"{fn}: step must be an int, got {type(step).__name__}")
-    _k.adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, float(lr), float(beta1),
-                   float(beta2), float(eps), float(weight_decay), int(step))
-    return param
-
-
-# ---------------------------------------------------------------------------
 # Dense layers, activations, softmax, losses, dropout (issue 4)
 #
 # User-facing functions accept lists (converted with numpy.asarray; integer or
@@ -478,6 +417,67 @@ def dropout_backward(grad_out, p: float, seed: int, *, out: np.ndarray | None = 
     out = _out_for(grad_out, out, "dropout_backward")
     _k.dropout(grad_out, out, p, int(seed), True)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Optimizer updates (fused, in place; formulas in cpp/include/neuropil/optim.h)
+# ---------------------------------------------------------------------------
+
+def _update_array(x, fn: str, name: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a numpy.ndarray (updated in place), "
+                        f"got {type(x).__name__}")
+    return x
+
+
+def sgd_update_(param: np.ndarray, grad: np.ndarray, momentum_buf: np.ndarray | None = None,
+                *, lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                nesterov: bool = False, weight_decay: float = 0.0, l1: float = 0.0,
+                first_step: bool = False) -> np.ndarray:
+    """One SGD step on ``param`` in place (PyTorch's ``torch.optim.SGD`` algorithm).
+
+    ``g = grad + weight_decay*w + l1*sign(w)``; with ``momentum``:
+    ``b = g`` on the first step, else ``b = momentum*b + (1-dampening)*g``, then
+    ``g = g + momentum*b`` (nesterov) or ``g = b``; finally ``w -= lr*g``.
+    ``param``, ``grad`` and ``momentum_buf`` (needed when ``momentum != 0``,
+    updated in place) share one shape and float dtype and are C-contiguous.
+    Returns ``param``.
+    """
+    fn = "sgd_update_"
+    param = _update_array(param, fn, "param")
+    grad = _update_array(grad, fn, "grad")
+    if momentum_buf is not None:
+        momentum_buf = _update_array(momentum_buf, fn, "momentum_buf")
+    _k.sgd_update(param, grad, momentum_buf, float(lr), float(momentum), float(dampening),
+                  float(weight_decay), float(l1), bool(nesterov), bool(first_step))
+    return param
+
+
+def adam_update_(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray,
+                 exp_avg_sq: np.ndarray, max_exp_avg_sq: np.ndarray | None = None, *,
+                 lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0, step: int) -> np.ndarray:
+    """One Adam step on ``param`` in place (PyTorch's ``torch.optim.Adam`` algorithm).
+
+    ``g = grad + weight_decay*w``; ``m = b1*m + (1-b1)*g``; ``v = b2*v + (1-b2)*g²``;
+    ``w -= lr/(1-b1^step) * m / (sqrt(v̂)/sqrt(1-b2^step) + eps)`` where ``v̂`` is
+    ``v``, or with ``max_exp_avg_sq`` (AMSGrad) the running maximum of ``v``.
+    ``step`` counts updates including this one (>= 1). All arrays share one
+    shape and float dtype, are C-contiguous, and the state arrays are updated
+    in place. Returns ``param``.
+    """
+    fn = "adam_update_"
+    param = _update_array(param, fn, "param")
+    grad = _update_array(grad, fn, "grad")
+    exp_avg = _update_array(exp_avg, fn, "exp_avg")
+    exp_avg_sq = _update_array(exp_avg_sq, fn, "exp_avg_sq")
+    if max_exp_avg_sq is not None:
+        max_exp_avg_sq = _update_array(max_exp_avg_sq, fn, "max_exp_avg_sq")
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"{fn}: step must be an int, got {type(step).__name__}")
+    _k.adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, float(lr), float(beta1),
+                   float(beta2), float(eps), float(weight_decay), int(step))
+    return param
 
 
 # ---------------------------------------------------------------------------

@@ -10,14 +10,9 @@ namespace py = pybind11;
 namespace neuropil {
 namespace bind {
 void register_gemm(py::module_& m);
-<<<<<<< HEAD
 void register_rnn(py::module_& m);
-void register_optim(py::module_& m);
-void register_elementwise(py::module_& m);
-=======
 void register_elementwise(py::module_& m);
 void register_optim(py::module_& m);
->>>>>>> dense
 }  // namespace bind
 }  // namespace neuropil
 
@@ -73,12 +68,7 @@ PYBIND11_MODULE(_kernels, m) {
   });
 
   bind::register_gemm(m);
-<<<<<<< HEAD
   bind::register_rnn(m);
-  bind::register_optim(m);
-  bind::register_elementwise(m);
-=======
   bind::register_elementwise(m);
   bind::register_optim(m);
->>>>>>> dense
 }

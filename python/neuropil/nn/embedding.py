@@ -52,5 +52,8 @@ class Embedding(Module):
         F.embedding_backward(grad_out, self._indices, self.weight.grad)
         return None
 
+    def backward_params(self, grad_out) -> None:
+        self.backward(grad_out)
+
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"

@@ -88,7 +88,6 @@ class _RNNBase(Module):
                     setattr(self, name + sfx, Parameter(data))
         self.state = None
         self.grad_state = None
-        self.compute_input_grad = True  # False skips dx of the first layer (returns None)
         self._caches = {}
         self._fwd = None
 
@@ -219,6 +218,13 @@ class _RNNBase(Module):
         Accumulates every weight gradient; leaves the gradient of the initial
         state in ``self.grad_state``.
         """
+        return self._backward(grad_out, grad_state, True)
+
+    def backward_params(self, grad_out, grad_state=None) -> None:
+        """``backward`` without the input gradient (skips the first layer's dX GEMM)."""
+        self._backward(grad_out, grad_state, False)
+
+    def _backward(self, grad_out, grad_state, need_input_grad):
         cls = type(self).__name__
         if self._fwd is None:
             raise RuntimeError(f"{cls}.backward called before forward")
@@ -248,7 +254,7 @@ class _RNNBase(Module):
         dx = None
         for layer in reversed(range(self.num_layers)):
             inp = inputs[layer]
-            need_dx = layer > 0 or self.compute_input_grad
+            need_dx = layer > 0 or need_input_grad
             dx = self._scratch(f"dx{layer}", inp.shape, dtype) if need_dx else None
             for d in range(nd):
                 k = layer * nd + d

@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
+#include "neuropil/cpu.h"
 #include "neuropil/gemm.h"
 #include "neuropil/parallel.h"
 #include "neuropil/rnn.h"
+#include "rnn_kernels.h"
 
 namespace neuropil {
 namespace {
@@ -129,6 +132,68 @@ inline bool is_valid(const std::int64_t* lengths, index_t n, index_t t) {
   return lengths == nullptr || t < lengths[n];
 }
 
+
+// ---- the per-step recurrent product -------------------------------------------
+// op(W) [K, Ncols] for W = w_hh [GH, H]: forward op = W^T (K = H, Ncols = GH),
+// backward op = W (K = GH, Ncols = H). On the AVX2 path (float) W is packed
+// once per call of forward/backward (see rnn_kernels.h); otherwise every step
+// calls neuropil::gemm, the portable twin.
+template <typename T>
+struct StepOperand {
+  const T* w;
+  index_t GH, H;
+  bool trans;
+  const float* packed;
+};
+
+template <typename T>
+StepOperand<T> make_operand(const T* w, index_t GH, index_t H, bool trans) {
+  StepOperand<T> op{w, GH, H, trans, nullptr};
+#ifdef NEUROPIL_HAVE_AVX2
+  if constexpr (std::is_same<T, float>::value) {
+    if (active_isa() == Isa::Avx2) {
+      static thread_local std::vector<float> buf_fwd, buf_bwd;
+      const index_t K = trans ? H : GH, Ncols = trans ? GH : H;
+      const index_t np = (Ncols + rnn_detail::kPanel - 1) / rnn_detail::kPanel;
+      float* bp = scratch(trans ? buf_fwd : buf_bwd, static_cast<std::size_t>(np * K * 16));
+      for (index_t p = 0; p < np; ++p)
+        for (index_t k = 0; k < K; ++k) {
+          float* dst = bp + (p * K + k) * rnn_detail::kPanel;
+          for (index_t c = 0; c < rnn_detail::kPanel; ++c) {
+            const index_t j = p * rnn_detail::kPanel + c;
+            dst[c] = j >= Ncols ? 0.0f : (trans ? w[j * H + k] : w[k * H + j]);
+          }
+        }
+      op.packed = bp;
+    }
+  }
+#endif
+  return op;
+}
+
+// c[M, Ncols] (ldc) = (accumulate ? c : 0) + a[M, K] (lda) x op(W)
+template <typename T>
+void step_matmul(const StepOperand<T>& op, const T* a, index_t lda, index_t M, T* c,
+                 index_t ldc, bool accumulate) {
+  const index_t K = op.trans ? op.H : op.GH, Ncols = op.trans ? op.GH : op.H;
+#ifdef NEUROPIL_HAVE_AVX2
+  if constexpr (std::is_same<T, float>::value) {
+    if (op.packed && M > 0 && K > 0) {
+      const index_t np = (Ncols + rnn_detail::kPanel - 1) / rnn_detail::kPanel;
+      const double flops = 2.0 * double(M) * double(Ncols) * double(K);
+      const int threads = flops >= 2.0 * 48 * 48 * 48 ? get_num_threads() : 1;
+      parallel_for(np, threads, [&](index_t p0, index_t p1) {
+        rnn_detail::recurrent_matmul_avx2(a, lda, M, K, op.packed, Ncols, p0, p1, c, ldc,
+                                          accumulate);
+      });
+      return;
+    }
+  }
+#endif
+  gemm(Trans::No, op.trans ? Trans::Yes : Trans::No, M, Ncols, K, T(1), a, lda, op.w, op.H,
+       accumulate ? T(1) : T(0), c, ldc);
+}
+
 // ---- forward ---------------------------------------------------------------------
 template <typename T>
 void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWeights<T>& w,
@@ -170,6 +235,7 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
   }
   gemm(Trans::No, Trans::Yes, rows, GH, I, T(1), xs, I, w.w_ih, I, T(0), cache.gates, CH);
 
+  const StepOperand<T> w_step = make_operand(w.w_hh, GH, H, true);
   const index_t t_first = d.reverse ? Tn - 1 : 0;
   for (index_t n = 0; n < N; ++n) {
     T* hp = cache.h_prev + row(n, t_first) * H;
@@ -187,9 +253,9 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
     const T* hp_t = cache.h_prev + row(0, t) * H;
     T* g_t = cache.gates + row(0, t) * CH;
     if (gru)
-      gemm(Trans::No, Trans::Yes, N, GH, H, T(1), hp_t, H, w.w_hh, H, T(0), hw, GH);
+      step_matmul(w_step, hp_t, H, N, hw, GH, false);
     else
-      gemm(Trans::No, Trans::Yes, N, GH, H, T(1), hp_t, H, w.w_hh, H, T(1), g_t, CH);
+      step_matmul(w_step, hp_t, H, N, g_t, CH, true);
 
     for_rows_blocks(N, H, N * GH, [&](index_t n, index_t j0, index_t j1) {
       const index_t r = row(n, t);
@@ -320,6 +386,7 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
     return;
   }
 
+  const StepOperand<T> w_step = make_operand(w.w_hh, GH, H, false);
   for (index_t s = Tn - 1; s >= 0; --s) {
     const index_t t = d.reverse ? Tn - 1 - s : s;
     for_rows_blocks(N, H, N * GH, [&](index_t n, index_t j0, index_t j1) {
@@ -398,8 +465,7 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
       }
     });
     // dh_{prev} += dGh_t W_hh
-    gemm(Trans::No, Trans::No, N, H, GH, T(1), dgh + row(0, t) * GH, GH, w.w_hh, H, T(1), dh0,
-         H);
+    step_matmul(w_step, dgh + row(0, t) * GH, GH, N, dh0, H, true);
   }
 
   const T* xs = d.batch_first ? cache.x_tm : x;

@@ -17,55 +17,6 @@
 namespace neuropil {
 namespace {
 
-// ---- activations -------------------------------------------------------------
-// float: branch-free polynomial exp (Cephes expf coefficients, magic-number
-// rounding) so the gate loops auto-vectorise; about 2 ulp. double: libm, since
-// float64 is used for gradient checks where accuracy, not speed, matters.
-inline float exp_fast(float x) {
-  x = std::min(std::max(x, -87.3f), 88.3f);
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float t = x * 1.44269504088896341f + magic;
-  const float n = t - magic;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500E-4f;
-  p = p * r + 1.3981999507E-3f;
-  p = p * r + 8.3334519073E-3f;
-  p = p * r + 4.1665795894E-2f;
-  p = p * r + 1.6666665459E-1f;
-  p = p * r + 5.0000001201E-1f;
-  p = p * r * r + r + 1.0f;
-  std::int32_t ti, mi;
-  std::memcpy(&ti, &t, 4);
-  std::memcpy(&mi, &magic, 4);
-  const std::int32_t e = (ti - mi + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &e, 4);
-  return p * scale;
-}
-
-inline float sigmoid(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
-inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-
-// tanh: odd polynomial near 0 (Cephes tanhf), 1 - 2 / (exp(2|x|) + 1) elsewhere.
-inline float tanh_act(float x) {
-  const float ax = std::fabs(x);
-  const float z = x * x;
-  float p = -5.70498872745E-3f;
-  p = p * z + 2.06390887954E-2f;
-  p = p * z - 5.37397155531E-2f;
-  p = p * z + 1.33314422036E-1f;
-  p = p * z - 3.33332819422E-1f;
-  const float small = x + x * z * p;
-  const float big = 1.0f - 2.0f / (exp_fast(2.0f * ax) + 1.0f);
-  const float bigs = x < 0.0f ? -big : big;
-  return ax < 0.625f ? small : bigs;
-}
-inline double tanh_act(double x) { return std::tanh(x); }
-
-template <typename T>
-inline T relu(T x) { return x > T(0) ? x : T(0); }
-
 // ---- grow-only scratch (per calling thread) ------------------------------------
 template <typename T>
 T* scratch(std::vector<T>& v, std::size_t n) {
@@ -128,9 +79,6 @@ void untranspose_rows(const T* a, index_t N, index_t Tn, index_t I, bool accumul
   });
 }
 
-inline bool is_valid(const std::int64_t* lengths, index_t n, index_t t) {
-  return lengths == nullptr || t < lengths[n];
-}
 
 
 // ---- the per-step recurrent product -------------------------------------------
@@ -194,6 +142,28 @@ void step_matmul(const StepOperand<T>& op, const T* a, index_t lda, index_t M, T
        accumulate ? T(1) : T(0), c, ldc);
 }
 
+
+// Gate kernels: the AVX2 build for float when the CPU runs AVX2, else portable.
+template <typename T>
+auto pick_gate_forward() {
+  using Fn = void (*)(const rnn_detail::GateStep<T>&, index_t, index_t, index_t);
+#ifdef NEUROPIL_HAVE_AVX2
+  if constexpr (std::is_same<T, float>::value)
+    if (active_isa() == Isa::Avx2) return static_cast<Fn>(rnn_detail::gate_forward_avx2);
+#endif
+  return static_cast<Fn>(rnn_detail::gate_forward_generic);
+}
+
+template <typename T>
+auto pick_gate_backward() {
+  using Fn = void (*)(const rnn_detail::GateStep<T>&, index_t, index_t, index_t);
+#ifdef NEUROPIL_HAVE_AVX2
+  if constexpr (std::is_same<T, float>::value)
+    if (active_isa() == Isa::Avx2) return static_cast<Fn>(rnn_detail::gate_backward_avx2);
+#endif
+  return static_cast<Fn>(rnn_detail::gate_backward_generic);
+}
+
 // ---- forward ---------------------------------------------------------------------
 template <typename T>
 void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWeights<T>& w,
@@ -236,6 +206,18 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
   gemm(Trans::No, Trans::Yes, rows, GH, I, T(1), xs, I, w.w_ih, I, T(0), cache.gates, CH);
 
   const StepOperand<T> w_step = make_operand(w.w_hh, GH, H, true);
+  rnn_detail::GateStep<T> st{};
+  st.kind = kind;
+  st.H = H;
+  st.G = G;
+  st.GH = GH;
+  st.CH = CH;
+  st.lengths = lengths;
+  st.bi = bi;
+  st.bh = bh;
+  st.hw = hw;
+  st.y_stride = urow.rs_n * ldy;
+  const auto gate = pick_gate_forward<T>();
   const index_t t_first = d.reverse ? Tn - 1 : 0;
   for (index_t n = 0; n < N; ++n) {
     T* hp = cache.h_prev + row(n, t_first) * H;
@@ -257,87 +239,15 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
     else
       step_matmul(w_step, hp_t, H, N, g_t, CH, true);
 
-    for_rows_blocks(N, H, N * GH, [&](index_t n, index_t j0, index_t j1) {
-      const index_t r = row(n, t);
-      const T* hp = cache.h_prev + r * H;
-      T* g = cache.gates + r * CH;
-      T* yr = y + urow(n, t) * ldy;
-      T* hnext = last ? h_n + n * H : cache.h_prev + row(n, tn) * H;
-      if (!is_valid(lengths, n, t)) {
-        for (index_t j = j0; j < j1; ++j) {
-          yr[j] = T(0);
-          hnext[j] = hp[j];
-        }
-        if (lstm) {
-          const T* cp = cache.c_prev + r * H;
-          T* cnext = last ? c_n + n * H : cache.c_prev + row(n, tn) * H;
-          for (index_t j = j0; j < j1; ++j) cnext[j] = cp[j];
-        }
-        return;
-      }
-      switch (kind) {
-        case CellKind::RnnTanh:
-#pragma GCC ivdep
-          for (index_t j = j0; j < j1; ++j) {
-            const T h = tanh_act(g[j] + bi[j]);
-            g[j] = h;
-            yr[j] = h;
-            hnext[j] = h;
-          }
-          break;
-        case CellKind::RnnRelu:
-#pragma GCC ivdep
-          for (index_t j = j0; j < j1; ++j) {
-            const T h = relu(g[j] + bi[j]);
-            g[j] = h;
-            yr[j] = h;
-            hnext[j] = h;
-          }
-          break;
-        case CellKind::Lstm: {
-          const T* cp = cache.c_prev + r * H;
-          T* tc = cache.tanh_c + r * H;
-          T* cnext = last ? c_n + n * H : cache.c_prev + row(n, tn) * H;
-#pragma GCC ivdep
-          for (index_t j = j0; j < j1; ++j) {
-            const T i = sigmoid(g[j] + bi[j]);
-            const T f = sigmoid(g[H + j] + bi[H + j]);
-            const T gg = tanh_act(g[2 * H + j] + bi[2 * H + j]);
-            const T o = sigmoid(g[3 * H + j] + bi[3 * H + j]);
-            const T c = f * cp[j] + i * gg;
-            const T th = tanh_act(c);
-            const T h = o * th;
-            g[j] = i;
-            g[H + j] = f;
-            g[2 * H + j] = gg;
-            g[3 * H + j] = o;
-            tc[j] = th;
-            cnext[j] = c;
-            yr[j] = h;
-            hnext[j] = h;
-          }
-          break;
-        }
-        case CellKind::Gru: {
-          const T* hwr = hw + n * GH;
-#pragma GCC ivdep
-          for (index_t j = j0; j < j1; ++j) {
-            const T rg = sigmoid(g[j] + bi[j] + hwr[j] + bh[j]);
-            const T z = sigmoid(g[H + j] + bi[H + j] + hwr[H + j] + bh[H + j]);
-            const T hn = hwr[2 * H + j] + bh[2 * H + j];
-            const T nn = tanh_act(g[2 * H + j] + bi[2 * H + j] + rg * hn);
-            const T h = (T(1) - z) * nn + z * hp[j];
-            g[j] = rg;
-            g[H + j] = z;
-            g[2 * H + j] = nn;
-            g[3 * H + j] = hn;
-            yr[j] = h;
-            hnext[j] = h;
-          }
-          break;
-        }
-      }
-    });
+    st.t = t;
+    st.gates = g_t;
+    st.h_prev = hp_t;
+    st.c_prev = lstm ? cache.c_prev + row(0, t) * H : nullptr;
+    st.tanh_c = lstm ? cache.tanh_c + row(0, t) * H : nullptr;
+    st.y = y + urow(0, t) * ldy;
+    st.h_next = last ? h_n : cache.h_prev + row(0, tn) * H;
+    st.c_next = lstm ? (last ? c_n : cache.c_prev + row(0, tn) * H) : nullptr;
+    for_rows_blocks(N, H, N * GH, [&](index_t n, index_t j0, index_t j1) { gate(st, n, j0, j1); });
   }
 }
 
@@ -387,83 +297,28 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
   }
 
   const StepOperand<T> w_step = make_operand(w.w_hh, GH, H, false);
+  rnn_detail::GateStep<T> st{};
+  st.kind = kind;
+  st.H = H;
+  st.G = G;
+  st.GH = GH;
+  st.CH = CH;
+  st.lengths = lengths;
+  st.dy_stride = urow.rs_n * ldy;
+  st.dh = dh0;
+  st.dc = lstm ? dc0 : nullptr;
+  const auto gate = pick_gate_backward<T>();
   for (index_t s = Tn - 1; s >= 0; --s) {
     const index_t t = d.reverse ? Tn - 1 - s : s;
-    for_rows_blocks(N, H, N * GH, [&](index_t n, index_t j0, index_t j1) {
-      const index_t r = row(n, t);
-      T* dgr = dg + r * GH;
-      T* dghr = dgh + r * GH;
-      T* dh = dh0 + n * H;
-      if (!is_valid(lengths, n, t)) {  // padding: no gate gradient, carries pass through
-        for (index_t k = 0; k < G; ++k)
-          for (index_t j = j0; j < j1; ++j) {
-            dgr[k * H + j] = T(0);
-            dghr[k * H + j] = T(0);
-          }
-        return;
-      }
-      const T* g = cache.gates + r * CH;
-      if (dy) {  // dh_t = carry + dy_t (kept out of the fused loops so they vectorise)
-        const T* dyr = dy + urow(n, t) * ldy;
-        for (index_t j = j0; j < j1; ++j) dh[j] += dyr[j];
-      }
-      switch (kind) {
-        case CellKind::RnnTanh:
-#pragma GCC ivdep
-          for (index_t j = j0; j < j1; ++j) {
-            const T dht = dh[j];
-            dgr[j] = dht * (T(1) - g[j] * g[j]);
-            dh[j] = T(0);
-          }
-          break;
-        case CellKind::RnnRelu:
-#pragma GCC ivdep
-          for (index_t j = j0; j < j1; ++j) {
-            const T dht = dh[j];
-            dgr[j] = g[j] > T(0) ? dht : T(0);
-            dh[j] = T(0);
-          }
-          break;
-        case CellKind::Lstm: {
-          const T* cp = cache.c_prev + r * H;
-          const T* tc = cache.tanh_c + r * H;
-          T* dc = dc0 + n * H;
-#pragma GCC ivdep
-          for (index_t j = j0; j < j1; ++j) {
-            const T dht = dh[j];
-            const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
-            const T th = tc[j];
-            const T dct = dc[j] + dht * o * (T(1) - th * th);
-            dgr[j] = dct * gg * i * (T(1) - i);
-            dgr[H + j] = dct * cp[j] * f * (T(1) - f);
-            dgr[2 * H + j] = dct * i * (T(1) - gg * gg);
-            dgr[3 * H + j] = dht * th * o * (T(1) - o);
-            dc[j] = dct * f;
-            dh[j] = T(0);
-          }
-          break;
-        }
-        case CellKind::Gru: {
-          const T* hp = cache.h_prev + r * H;
-#pragma GCC ivdep
-          for (index_t j = j0; j < j1; ++j) {
-            const T dht = dh[j];
-            const T rg = g[j], z = g[H + j], nn = g[2 * H + j], hn = g[3 * H + j];
-            const T dnp = dht * (T(1) - z) * (T(1) - nn * nn);
-            const T dr = dnp * hn * rg * (T(1) - rg);
-            const T dz = dht * (hp[j] - nn) * z * (T(1) - z);
-            dgr[j] = dr;
-            dgr[H + j] = dz;
-            dgr[2 * H + j] = dnp;
-            dghr[j] = dr;
-            dghr[H + j] = dz;
-            dghr[2 * H + j] = dnp * rg;
-            dh[j] = dht * z;
-          }
-          break;
-        }
-      }
-    });
+    st.t = t;
+    st.gates = cache.gates + row(0, t) * CH;
+    st.h_prev = cache.h_prev + row(0, t) * H;
+    st.c_prev = lstm ? cache.c_prev + row(0, t) * H : nullptr;
+    st.tanh_c = lstm ? cache.tanh_c + row(0, t) * H : nullptr;
+    st.dy = dy ? dy + urow(0, t) * ldy : nullptr;
+    st.dg = dg + row(0, t) * GH;
+    st.dgh = dgh + row(0, t) * GH;
+    for_rows_blocks(N, H, N * GH, [&](index_t n, index_t j0, index_t j1) { gate(st, n, j0, j1); });
     // dh_{prev} += dGh_t W_hh
     step_matmul(w_step, dgh + row(0, t) * GH, GH, N, dh0, H, true);
   }

@@ -326,8 +326,19 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
   const T* xs = d.batch_first ? cache.x_tm : x;
   gemm(Trans::Yes, Trans::No, GH, I, rows, T(1), dg, GH, xs, I, T(1), dw_ih, I);
   gemm(Trans::Yes, Trans::No, GH, H, rows, T(1), dgh, GH, cache.h_prev, H, T(1), dw_hh, H);
-  if (db_ih) add_column_sums(dg, rows, GH, db_ih);
-  if (db_hh) add_column_sums(dgh, rows, GH, db_hh);
+  if (gru) {
+    if (db_ih) add_column_sums(dg, rows, GH, db_ih);
+    if (db_hh) add_column_sums(dgh, rows, GH, db_hh);
+  } else if (db_ih || db_hh) {  // one sum, added to both biases (they get the same gradient)
+    static thread_local std::vector<T> db_buf;
+    T* db = scratch(db_buf, static_cast<std::size_t>(GH));
+    std::fill(db, db + GH, T(0));
+    add_column_sums(dg, rows, GH, db);
+    for (index_t k = 0; k < GH; ++k) {
+      if (db_ih) db_ih[k] += db[k];
+      if (db_hh) db_hh[k] += db[k];
+    }
+  }
   if (dx && !d.batch_first) {
     gemm(Trans::No, Trans::No, rows, I, GH, T(1), dg, GH, w.w_ih, I,
          dx_accumulate ? T(1) : T(0), dx, I);

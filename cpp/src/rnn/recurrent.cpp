@@ -36,7 +36,7 @@ inline Rows rows_of(const SeqDims& d) {
 // Gate kernels run over (batch row, block of hidden units) items; in parallel
 // when a step has enough elements to pay for waking the pool.
 constexpr index_t kHBlock = 64;
-constexpr index_t kParallelElems = 8192;
+constexpr index_t kParallelElems = 16384;
 
 template <typename F>
 void for_rows_blocks(index_t N, index_t H, index_t elems, F&& fn) {
@@ -129,7 +129,9 @@ void step_matmul(const StepOperand<T>& op, const T* a, index_t lda, index_t M, T
     if (op.packed && M > 0 && K > 0) {
       const index_t np = (Ncols + rnn_detail::kPanel - 1) / rnn_detail::kPanel;
       const double flops = 2.0 * double(M) * double(Ncols) * double(K);
-      const int threads = flops >= 2.0 * 48 * 48 * 48 ? get_num_threads() : 1;
+      // One step's product is small: below ~2 MFLOP (tens of microseconds) a
+      // parallel region costs more than it saves.
+      const int threads = flops >= 2.0e6 ? get_num_threads() : 1;
       parallel_for(np, threads, [&](index_t p0, index_t p1) {
         rnn_detail::recurrent_matmul_avx2(a, lda, M, K, op.packed, Ncols, p0, p1, c, ldc,
                                           accumulate);
@@ -256,7 +258,7 @@ template <typename T>
 void add_column_sums(const T* a, index_t rows, index_t cols, T* db) {
   const index_t cb = 64;
   const index_t nblk = (cols + cb - 1) / cb;
-  const int threads = rows * cols >= 65536 ? get_num_threads() : 1;
+  const int threads = rows * cols >= 262144 ? get_num_threads() : 1;
   parallel_for(nblk, threads, [&](index_t begin, index_t end) {
     T acc[64];
     for (index_t b = begin; b < end; ++b) {

@@ -8,7 +8,7 @@ import numpy as np
 from .. import functional as F
 from .module import Parameter
 
-__all__ = ["clip_grad_norm_"]
+__all__ = ["clip_grad_norm_", "sample_logits"]
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> float:
@@ -42,3 +42,34 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> floa
         for p in params:
             F.scale_(p.grad, coef)
     return total
+
+
+def sample_logits(logits, temperature: float = 1.0, rng=None) -> np.ndarray:
+    """Draw one class per row of ``logits (N, C)`` (or ``(C,)``) from softmax(logits / temperature).
+
+    ``temperature`` > 0: below 1 sharpens the distribution (towards argmax), above 1
+    flattens it; ``temperature=0`` returns the argmax. ``rng``: a numpy Generator, an int
+    seed, or None (neuropil's global generator). Returns int64 indices of shape ``(N,)``
+    (a 0-d array for 1-D input). Used for generation (one-to-many models feeding their
+    own output back); not on the training path.
+    """
+    from .._random import get_rng
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim not in (1, 2) or z.shape[-1] == 0:
+        raise ValueError(f"sample_logits: logits must have shape (N, C) or (C,) with C >= 1, "
+                         f"got {z.shape}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not temperature >= 0:
+        raise ValueError(f"sample_logits: temperature must be a number >= 0, got {temperature!r}")
+    z2 = z.reshape(-1, z.shape[-1])
+    if temperature == 0:
+        out = z2.argmax(axis=1)
+    else:
+        s = z2 / float(temperature)
+        s = s - s.max(axis=1, keepdims=True)
+        p = np.exp(s)
+        p /= p.sum(axis=1, keepdims=True)
+        u = get_rng(rng).random((z2.shape[0], 1))
+        out = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), z2.shape[1] - 1)
+    out = out.astype(np.int64)
+    return out.reshape(()) if z.ndim == 1 else out

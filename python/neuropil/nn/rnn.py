@@ -19,7 +19,8 @@ The state protocol (how this fits ``Module.forward(x) -> y`` and
   structure; None: zero). The gradient w.r.t. the initial ``state`` is left
   in ``layer.grad_state``. So for an encoder-decoder::
 
-      y = dec(x_dec, state=enc(x_enc) and enc.state)  # the final state seeds the decoder
+      enc(x_enc)
+      y = dec(x_dec, state=enc.state)     # the final state seeds the decoder
       ...; dec.backward(dy)
       enc.backward(None, grad_state=dec.grad_state)
 

@@ -130,15 +130,14 @@ void forward_call(const Dims& d, bool batch_first, bool reverse, const py::array
                   const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
                   const py::object& b_hh, const py::object& h0, const py::object& c0,
                   const py::object& lengths, py::array& y, index_t y_col, py::array& h_n,
-                  const py::object& c_n, py::array& gates, py::array& h_prev,
-                  const py::object& c_prev, const py::object& tanh_c,
-                  const py::object& x_tm) {
+                  const py::object& c_n, py::array& gates, py::array& xh,
+                  const py::object& c_prev, const py::object& tanh_c) {
   SeqDims sd{d.N, d.T, d.I, d.H, batch_first, reverse};
   RecurrentWeights<T> w{static_cast<const T*>(w_ih.data()), static_cast<const T*>(w_hh.data()),
                         cptr<T>(b_ih), cptr<T>(b_hh)};
   RecurrentCache<T> cache{static_cast<T*>(gates.mutable_data()),
-                          static_cast<T*>(h_prev.mutable_data()), mptr<T>(c_prev),
-                          mptr<T>(tanh_c), mptr<T>(x_tm)};
+                          static_cast<T*>(xh.mutable_data()), mptr<T>(c_prev),
+                          mptr<T>(tanh_c)};
   const T* X = static_cast<const T*>(x.data());
   const T* H0 = cptr<T>(h0);
   const T* C0 = cptr<T>(c0);
@@ -157,9 +156,8 @@ void rnn_forward_binding(const std::string& mode, const py::array& x, const py::
                          const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                          const py::object& h0, const py::object& c0, const py::object& lengths,
                          py::array& y, index_t y_col, py::array& h_n, const py::object& c_n,
-                         py::array& gates, py::array& h_prev, const py::object& c_prev,
-                         const py::object& tanh_c, const py::object& x_tm, bool batch_first,
-                         bool reverse) {
+                         py::array& gates, py::array& xh, const py::object& c_prev,
+                         const py::object& tanh_c, bool batch_first, bool reverse) {
   const char* fn = "rnn_forward";
   const Dims d = check_core(mode, x, w_ih, w_hh, b_ih, b_hh, batch_first, fn);
   const bool lstm = d.kind == CellKind::Lstm;
@@ -178,16 +176,13 @@ void rnn_forward_binding(const std::string& mode, const py::array& x, const py::
   check_optional(c_n, x, {d.N, d.H}, fn, "c_n", true);
   const index_t rows = d.N * d.T;
   check_array(gates, x, {rows, d.C * d.H}, fn, "gates", true);
-  check_array(h_prev, x, {rows, d.H}, fn, "h_prev", true);
+  check_array(xh, x, {rows, d.I + d.H + 1}, fn, "xh", true);
   check_optional(c_prev, x, {rows, d.H}, fn, "c_prev", true);
   check_optional(tanh_c, x, {rows, d.H}, fn, "tanh_c", true);
-  if (batch_first && x_tm.is_none())
-    throw py::value_error(std::string(fn) + ": batch_first=True needs the x_tm cache array");
-  check_optional(x_tm, x, {rows, d.I}, fn, "x_tm", true);
-  const py::object xo = x, wi = w_ih, wh = w_hh, yo = y, hno = h_n, go = gates, hpo = h_prev;
+  const py::object xo = x, wi = w_ih, wh = w_hh, yo = y, hno = h_n, go = gates, xho = xh;
   const std::pair<py::object, const char*> outs[] = {
-      {yo, "y"}, {hno, "h_n"}, {c_n, "c_n"}, {go, "gates"}, {hpo, "h_prev"},
-      {c_prev, "c_prev"}, {tanh_c, "tanh_c"}, {x_tm, "x_tm"}};
+      {yo, "y"}, {hno, "h_n"}, {c_n, "c_n"}, {go, "gates"}, {xho, "xh"},
+      {c_prev, "c_prev"}, {tanh_c, "tanh_c"}};
   const std::pair<py::object, const char*> ins[] = {
       {xo, "x"}, {wi, "w_ih"}, {wh, "w_hh"}, {b_ih, "b_ih"}, {b_hh, "b_hh"}, {h0, "h0"},
       {c0, "c0"}};
@@ -198,18 +193,17 @@ void rnn_forward_binding(const std::string& mode, const py::array& x, const py::
   }
   if (float_dtype(x, fn, "x") == Dtype::F32)
     forward_call<float>(d, batch_first, reverse, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, y,
-                        y_col, h_n, c_n, gates, h_prev, c_prev, tanh_c, x_tm);
+                        y_col, h_n, c_n, gates, xh, c_prev, tanh_c);
   else
     forward_call<double>(d, batch_first, reverse, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, y,
-                         y_col, h_n, c_n, gates, h_prev, c_prev, tanh_c, x_tm);
+                         y_col, h_n, c_n, gates, xh, c_prev, tanh_c);
 }
 
 template <typename T>
 void backward_call(const Dims& d, bool batch_first, bool reverse, const py::array& x,
                    const py::array& w_ih, const py::array& w_hh, const py::object& lengths,
-                   const py::array& gates, const py::array& h_prev, const py::object& c_prev,
-                   const py::object& tanh_c, const py::object& x_tm, const py::object& dy,
-                   index_t dy_col,
+                   const py::array& gates, const py::array& xh, const py::object& c_prev,
+                   const py::object& tanh_c, const py::object& dy, index_t dy_col,
                    const py::object& dh_n, const py::object& dc_n, py::array& dg,
                    const py::object& dgh, const py::object& dx, bool dx_accumulate,
                    py::array& dh0, const py::object& dc0, py::array& dw_ih, py::array& dw_hh,
@@ -218,8 +212,8 @@ void backward_call(const Dims& d, bool batch_first, bool reverse, const py::arra
   RecurrentWeights<T> w{static_cast<const T*>(w_ih.data()), static_cast<const T*>(w_hh.data()),
                         nullptr, nullptr};
   RecurrentCache<T> cache{const_cast<T*>(static_cast<const T*>(gates.data())),
-                          const_cast<T*>(static_cast<const T*>(h_prev.data())), mptr<T>(c_prev),
-                          mptr<T>(tanh_c), mptr<T>(x_tm)};
+                          const_cast<T*>(static_cast<const T*>(xh.data())), mptr<T>(c_prev),
+                          mptr<T>(tanh_c)};
   const std::int64_t* L = lengths.is_none()
                               ? nullptr
                               : static_cast<const std::int64_t*>(lengths.cast<py::array>().data());
@@ -244,10 +238,9 @@ void backward_call(const Dims& d, bool batch_first, bool reverse, const py::arra
 
 void rnn_backward_binding(const std::string& mode, const py::array& x, const py::array& w_ih,
                           const py::array& w_hh, const py::object& lengths,
-                          const py::array& gates, const py::array& h_prev,
+                          const py::array& gates, const py::array& xh,
                           const py::object& c_prev, const py::object& tanh_c,
-                          const py::object& x_tm, const py::object& dy, index_t dy_col,
-                          const py::object& dh_n,
+                          const py::object& dy, index_t dy_col, const py::object& dh_n,
                           const py::object& dc_n, py::array& dg, const py::object& dgh,
                           const py::object& dx, bool dx_accumulate, py::array& dh0,
                           const py::object& dc0, py::array& dw_ih, py::array& dw_hh,
@@ -259,7 +252,7 @@ void rnn_backward_binding(const std::string& mode, const py::array& x, const py:
   const index_t rows = d.N * d.T, GH = d.G * d.H;
   check_lengths(lengths, d.N, d.T, fn);
   check_array(gates, x, {rows, d.C * d.H}, fn, "gates", false);
-  check_array(h_prev, x, {rows, d.H}, fn, "h_prev", false);
+  check_array(xh, x, {rows, d.I + d.H + 1}, fn, "xh", false);
   if (lstm && (c_prev.is_none() || tanh_c.is_none() || dc0.is_none()))
     throw py::value_error(std::string(fn) + ": mode 'lstm' needs c_prev, tanh_c and dc0");
   if (!lstm && (!dc0.is_none() || !dc_n.is_none()))
@@ -268,9 +261,6 @@ void rnn_backward_binding(const std::string& mode, const py::array& x, const py:
     throw py::value_error(std::string(fn) + ": mode 'gru' needs the dgh scratch");
   check_optional(c_prev, x, {rows, d.H}, fn, "c_prev", false);
   check_optional(tanh_c, x, {rows, d.H}, fn, "tanh_c", false);
-  if (batch_first && x_tm.is_none())
-    throw py::value_error(std::string(fn) + ": batch_first=True needs the x_tm cache array");
-  check_optional(x_tm, x, {rows, d.I}, fn, "x_tm", false);
   if (!dy.is_none()) {
     py::array a = as_array(dy, fn, "dy");
     check_seq_out(a, d, batch_first, dy_col, x, fn, "dy");
@@ -287,26 +277,26 @@ void rnn_backward_binding(const std::string& mode, const py::array& x, const py:
   check_array(dw_hh, x, {GH, d.H}, fn, "dw_hh", true);
   check_optional(db_ih, x, {GH}, fn, "db_ih", true);
   check_optional(db_hh, x, {GH}, fn, "db_hh", true);
-  const py::object xo = x, wi = w_ih, wh = w_hh, go = gates, hpo = h_prev, dgo = dg, dh0o = dh0,
+  const py::object xo = x, wi = w_ih, wh = w_hh, go = gates, hpo = xh, dgo = dg, dh0o = dh0,
                    dwio = dw_ih, dwho = dw_hh;
   const std::pair<py::object, const char*> outs[] = {
       {dgo, "dg"}, {dgh, "dgh"}, {dx, "dx"}, {dh0o, "dh0"}, {dc0, "dc0"}, {dwio, "dw_ih"},
       {dwho, "dw_hh"}, {db_ih, "db_ih"}, {db_hh, "db_hh"}};
   const std::pair<py::object, const char*> ins[] = {
-      {xo, "x"}, {wi, "w_ih"}, {wh, "w_hh"}, {go, "gates"}, {hpo, "h_prev"}, {c_prev, "c_prev"},
-      {tanh_c, "tanh_c"}, {x_tm, "x_tm"}, {dy, "dy"}, {dh_n, "dh_n"}, {dc_n, "dc_n"}};
+      {xo, "x"}, {wi, "w_ih"}, {wh, "w_hh"}, {go, "gates"}, {hpo, "xh"}, {c_prev, "c_prev"},
+      {tanh_c, "tanh_c"}, {dy, "dy"}, {dh_n, "dh_n"}, {dc_n, "dc_n"}};
   for (auto& o : outs) {
     for (auto& i : ins) no_overlap(o.first, o.second, i.first, i.second, fn);
     for (auto& o2 : outs)
       if (&o2 < &o) no_overlap(o.first, o.second, o2.first, o2.second, fn);
   }
   if (float_dtype(x, fn, "x") == Dtype::F32)
-    backward_call<float>(d, batch_first, reverse, x, w_ih, w_hh, lengths, gates, h_prev, c_prev,
-                         tanh_c, x_tm, dy, dy_col, dh_n, dc_n, dg, dgh, dx, dx_accumulate, dh0, dc0,
+    backward_call<float>(d, batch_first, reverse, x, w_ih, w_hh, lengths, gates, xh, c_prev,
+                         tanh_c, dy, dy_col, dh_n, dc_n, dg, dgh, dx, dx_accumulate, dh0, dc0,
                          dw_ih, dw_hh, db_ih, db_hh);
   else
-    backward_call<double>(d, batch_first, reverse, x, w_ih, w_hh, lengths, gates, h_prev,
-                          c_prev, tanh_c, x_tm, dy, dy_col, dh_n, dc_n, dg, dgh, dx, dx_accumulate,
+    backward_call<double>(d, batch_first, reverse, x, w_ih, w_hh, lengths, gates, xh,
+                          c_prev, tanh_c, dy, dy_col, dh_n, dc_n, dg, dgh, dx, dx_accumulate,
                           dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
 }
 
@@ -418,12 +408,12 @@ void register_rnn(py::module_& m) {
   m.def("rnn_forward", &rnn_forward_binding, arg("mode"), arg("x"), arg("w_ih"), arg("w_hh"),
         arg("b_ih").none(true), arg("b_hh").none(true), arg("h0").none(true),
         arg("c0").none(true), arg("lengths").none(true), arg("y"), arg("y_col"), arg("h_n"),
-        arg("c_n").none(true), arg("gates"), arg("h_prev"), arg("c_prev").none(true),
-        arg("tanh_c").none(true), arg("x_tm").none(true), arg("batch_first"), arg("reverse"),
+        arg("c_n").none(true), arg("gates"), arg("xh"), arg("c_prev").none(true),
+        arg("tanh_c").none(true), arg("batch_first"), arg("reverse"),
         "One layer, one direction of an RNN/LSTM/GRU over a whole sequence (see rnn.h).");
   m.def("rnn_backward", &rnn_backward_binding, arg("mode"), arg("x"), arg("w_ih"), arg("w_hh"),
-        arg("lengths").none(true), arg("gates"), arg("h_prev"), arg("c_prev").none(true),
-        arg("tanh_c").none(true), arg("x_tm").none(true), arg("dy").none(true), arg("dy_col"), arg("dh_n").none(true),
+        arg("lengths").none(true), arg("gates"), arg("xh"), arg("c_prev").none(true),
+        arg("tanh_c").none(true), arg("dy").none(true), arg("dy_col"), arg("dh_n").none(true),
         arg("dc_n").none(true), arg("dg"), arg("dgh").none(true), arg("dx").none(true),
         arg("dx_accumulate"), arg("dh0"), arg("dc0").none(true), arg("dw_ih"), arg("dw_hh"),
         arg("db_ih").none(true), arg("db_hh").none(true), arg("batch_first"), arg("reverse"),

@@ -509,14 +509,14 @@ def as_lengths(lengths, batch: int, steps: int, fn: str = "lengths") -> np.ndarr
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def rnn_cache(mode: str, batch: int, steps: int, hidden: int, dtype=np.float32,
-              input_size: int | None = None) -> dict:
+def rnn_cache(mode: str, batch: int, steps: int, input_size: int, hidden: int,
+              dtype=np.float32) -> dict:
     """Allocate the arrays one layer-direction needs between forward and backward.
 
-    ``gates (N*T, C*hidden)``, ``h_prev (N*T, hidden)``, for LSTM ``c_prev`` and
-    ``tanh_c (N*T, hidden)``, and the backward scratch ``dg (N*T, G*hidden)``
-    (GRU also ``dgh``); with ``input_size`` (batch-first input) ``x_tm (N*T, I)``, x in
-    time-major order. Rows are time-major. Allocate once per shape and reuse across calls.
+    ``gates (N*T, C*hidden)``, ``xh (N*T, input_size + hidden + 1)`` (each step's
+    input, previous state and a one, side by side), for LSTM ``c_prev`` and
+    ``tanh_c (N*T, hidden)``, and the backward scratch ``dg (N*T, G*hidden)`` (GRU
+    also ``dgh``). Rows are time-major. Allocate once per shape and reuse across calls.
     """
     g, c = _rnn_mode(mode, "rnn_cache")
     rows = int(batch) * int(steps)
@@ -524,12 +524,11 @@ def rnn_cache(mode: str, batch: int, steps: int, hidden: int, dtype=np.float32,
     lstm = mode == "lstm"
     return {
         "gates": np.empty((rows, c * h), dtype),
-        "h_prev": np.empty((rows, h), dtype),
+        "xh": np.empty((rows, int(input_size) + h + 1), dtype),
         "c_prev": np.empty((rows, h), dtype) if lstm else None,
         "tanh_c": np.empty((rows, h), dtype) if lstm else None,
         "dg": np.empty((rows, g * h), dtype),
         "dgh": np.empty((rows, g * h), dtype) if mode == "gru" else None,
-        "x_tm": np.empty((rows, int(input_size)), dtype) if input_size is not None else None,
     }
 
 
@@ -569,10 +568,10 @@ def rnn_forward(mode: str, x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None
     if mode == "lstm" and c_n is None:
         c_n = np.empty((n, hidden), dt)
     if cache is None:
-        cache = rnn_cache(mode, n, t, hidden, dt, x.shape[2] if batch_first else None)
+        cache = rnn_cache(mode, n, t, x.shape[2], hidden, dt)
     _k.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, y, int(y_col), h_n, c_n,
-                   cache["gates"], cache["h_prev"], cache["c_prev"], cache["tanh_c"],
-                   cache["x_tm"], bool(batch_first), bool(reverse))
+                   cache["gates"], cache["xh"], cache["c_prev"], cache["tanh_c"],
+                   bool(batch_first), bool(reverse))
     return y, h_n, c_n, cache
 
 
@@ -607,8 +606,8 @@ def rnn_backward(mode: str, x, w_ih, w_hh, cache: dict, dy=None, dh_n=None, dc_n
         dh0 = np.empty((n, hidden), x.dtype)
     if mode == "lstm" and dc0 is None:
         dc0 = np.empty((n, hidden), x.dtype)
-    _k.rnn_backward(mode, x, w_ih, w_hh, lengths, cache["gates"], cache["h_prev"],
-                    cache["c_prev"], cache["tanh_c"], cache["x_tm"], dy, int(dy_col), dh_n, dc_n, cache["dg"],
+    _k.rnn_backward(mode, x, w_ih, w_hh, lengths, cache["gates"], cache["xh"],
+                    cache["c_prev"], cache["tanh_c"], dy, int(dy_col), dh_n, dc_n, cache["dg"],
                     cache["dgh"], dx if need_dx else None, bool(dx_accumulate), dh0, dc0, dw_ih,
                     dw_hh, db_ih, db_hh, bool(batch_first), bool(reverse))
     return (dx if need_dx else None), dh0, dc0

@@ -36,16 +36,18 @@
 // and one fused elementwise gate kernel (parallel over the batch when large).
 // Backward runs the steps in reverse with one GEMM and one fused kernel per
 // step, then forms the weight gradients as single GEMMs over all N*T rows:
-//   dW_ih += dGx^T X,  dW_hh += dGh^T Hprev,  db += column sums,  dX = dGx W_ih.
+//   [dW_ih | dW_hh | db] += dG^T [X | Hprev | 1]  (GRU: two GEMMs, dGx and dGh
+//   differ),  dX = dGx W_ih.
 //
 // Cache (caller-allocated, filled by forward, read by backward). Its rows are
 // time-major, c(n, t) = t*N + n, whatever the layout of x, so that the rows of
-// one step are contiguous for the per-step GEMMs (batch-first rows of one step
-// sit T*row apart: a power-of-two stride that thrashes the caches):
-//   x_tm   [N*T, I]    batch_first only (else null): x in time-major order
+// one step are contiguous for the per-step products (batch-first rows of one
+// step sit T rows apart: a power-of-two stride that thrashes the caches):
 //   gates  [N*T, C*H]  RNN C=1: h_t;  LSTM C=4: i f g o (activated);
 //                      GRU C=4: r z n and (W_hn h_{t-1} + b_hn)
-//   h_prev [N*T, H]    the state entering step t
+//   xh     [N*T, I+H+1]  row c(n, t) = [x_t | h_{t-1} | 1]: the input, the state
+//                      entering step t and a one, side by side, so that backward
+//                      gets [dW_ih | dW_hh | db] from ONE GEMM dG^T [X | H | 1]
 //   c_prev [N*T, H]    LSTM only: the cell state entering step t
 //   tanh_c [N*T, H]    LSTM only: tanh(c_t)
 // Backward scratch (caller-allocated): dg [N*T, G*H] gate gradients, and for
@@ -84,10 +86,9 @@ struct RecurrentWeights {
 template <typename T>
 struct RecurrentCache {
   T* gates;   // [N*T, C*H]
-  T* h_prev;  // [N*T, H]
+  T* xh;      // [N*T, I+H+1]
   T* c_prev;  // [N*T, H]  LSTM only, else null
   T* tanh_c;  // [N*T, H]  LSTM only, else null
-  T* x_tm;    // [N*T, I]  batch_first only, else null
 };
 
 // Forward over the whole sequence. x [rows, I]; y [rows, ldy] (columns

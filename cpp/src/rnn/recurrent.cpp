@@ -51,14 +51,20 @@ void for_rows_blocks(index_t N, index_t H, index_t elems, F&& fn) {
   });
 }
 
-// x [N, T, I] (batch-first) -> out [T, N, I]; parallel over t.
+// x in the caller's layout -> xh[:, 0:I] (time-major rows, row stride ldo),
+// and the ones column xh[:, I+H]; parallel over t.
 template <typename T>
-void transpose_rows(const T* x, index_t N, index_t Tn, index_t I, T* out) {
+void copy_inputs(const T* x, const SeqDims& d, const Rows& urow, T* xh, index_t ldo) {
+  const index_t N = d.N, Tn = d.T, I = d.I, H = d.H;
   const int threads = N * Tn * I >= 65536 ? get_num_threads() : 1;
   parallel_for(Tn, threads, [&](index_t t0, index_t t1) {
     for (index_t t = t0; t < t1; ++t)
-      for (index_t n = 0; n < N; ++n)
-        std::copy(x + (n * Tn + t) * I, x + (n * Tn + t + 1) * I, out + (t * N + n) * I);
+      for (index_t n = 0; n < N; ++n) {
+        const T* src = x + urow(n, t) * I;
+        T* dst = xh + (t * N + n) * ldo;
+        std::copy(src, src + I, dst);
+        dst[I + H] = T(1);
+      }
   });
 }
 
@@ -173,9 +179,10 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
                   T* h_n, T* c_n, const RecurrentCache<T>& cache) {
   const index_t N = d.N, Tn = d.T, I = d.I, H = d.H;
   const index_t G = cell_gates(kind), GH = G * H, CH = cell_cache_width(kind) * H;
-  const index_t rows = N * Tn;
+  const index_t rows = N * Tn, XW = I + H + 1;
   const Rows urow = rows_of(d);  // x, y: the caller's layout
   const Rows row{1, N};          // cache: time-major, so a step's rows are contiguous
+  T* xh = cache.xh;
   const bool lstm = kind == CellKind::Lstm, gru = kind == CellKind::Gru;
 
   if (N == 0) return;
@@ -198,14 +205,10 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
   }
   T* hw = gru ? scratch(hw_buf, static_cast<std::size_t>(N * GH)) : nullptr;
 
-  // Input projection of every step at once: gates[:, 0:GH] = X W_ih^T, with X
-  // in time-major order (a transposed copy when the caller's is batch-first).
-  const T* xs = x;
-  if (d.batch_first) {
-    transpose_rows(x, N, Tn, I, cache.x_tm);
-    xs = cache.x_tm;
-  }
-  gemm(Trans::No, Trans::Yes, rows, GH, I, T(1), xs, I, w.w_ih, I, T(0), cache.gates, CH);
+  // Input projection of every step at once: gates[:, 0:GH] = X W_ih^T, X in
+  // time-major order in the first I columns of xh.
+  copy_inputs(x, d, urow, xh, XW);
+  gemm(Trans::No, Trans::Yes, rows, GH, I, T(1), xh, XW, w.w_ih, I, T(0), cache.gates, CH);
 
   const StepOperand<T> w_step = make_operand(w.w_hh, GH, H, true);
   rnn_detail::GateStep<T> st{};
@@ -219,10 +222,11 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
   st.bh = bh;
   st.hw = hw;
   st.y_stride = urow.rs_n * ldy;
+  st.h_stride = XW;
   const auto gate = pick_gate_forward<T>();
   const index_t t_first = d.reverse ? Tn - 1 : 0;
   for (index_t n = 0; n < N; ++n) {
-    T* hp = cache.h_prev + row(n, t_first) * H;
+    T* hp = xh + row(n, t_first) * XW + I;
     for (index_t j = 0; j < H; ++j) hp[j] = h0 ? h0[n * H + j] : T(0);
     if (lstm) {
       T* cp = cache.c_prev + row(n, t_first) * H;
@@ -234,12 +238,12 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
     const index_t t = d.reverse ? Tn - 1 - s : s;
     const bool last = s == Tn - 1;
     const index_t tn = d.reverse ? t - 1 : t + 1;
-    const T* hp_t = cache.h_prev + row(0, t) * H;
+    const T* hp_t = xh + row(0, t) * XW + I;
     T* g_t = cache.gates + row(0, t) * CH;
     if (gru)
-      step_matmul(w_step, hp_t, H, N, hw, GH, false);
+      step_matmul(w_step, hp_t, XW, N, hw, GH, false);
     else
-      step_matmul(w_step, hp_t, H, N, g_t, CH, true);
+      step_matmul(w_step, hp_t, XW, N, g_t, CH, true);
 
     st.t = t;
     st.gates = g_t;
@@ -247,7 +251,8 @@ void forward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentWe
     st.c_prev = lstm ? cache.c_prev + row(0, t) * H : nullptr;
     st.tanh_c = lstm ? cache.tanh_c + row(0, t) * H : nullptr;
     st.y = y + urow(0, t) * ldy;
-    st.h_next = last ? h_n : cache.h_prev + row(0, tn) * H;
+    st.h_next = last ? h_n : xh + row(0, tn) * XW + I;
+    st.h_next_stride = last ? H : XW;
     st.c_next = lstm ? (last ? c_n : cache.c_prev + row(0, tn) * H) : nullptr;
     for_rows_blocks(N, H, N * GH, [&](index_t n, index_t j0, index_t j1) { gate(st, n, j0, j1); });
   }
@@ -282,7 +287,9 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
                    T* db_hh) {
   const index_t N = d.N, Tn = d.T, I = d.I, H = d.H;
   const index_t G = cell_gates(kind), GH = G * H, CH = cell_cache_width(kind) * H;
-  const index_t rows = N * Tn;
+  const index_t rows = N * Tn, XW = I + H + 1;
+  const T* xh = cache.xh;  // holds x (time-major) as forward copied it
+  (void)x;
   const Rows urow = rows_of(d);  // x, dx, dy: the caller's layout
   const Rows row{1, N};          // cache and dg: time-major
   const bool lstm = kind == CellKind::Lstm, gru = kind == CellKind::Gru;
@@ -307,6 +314,7 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
   st.CH = CH;
   st.lengths = lengths;
   st.dy_stride = urow.rs_n * ldy;
+  st.h_stride = XW;
   st.dh = dh0;
   st.dc = lstm ? dc0 : nullptr;
   const auto gate = pick_gate_backward<T>();
@@ -314,7 +322,7 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
     const index_t t = d.reverse ? Tn - 1 - s : s;
     st.t = t;
     st.gates = cache.gates + row(0, t) * CH;
-    st.h_prev = cache.h_prev + row(0, t) * H;
+    st.h_prev = xh + row(0, t) * XW + I;
     st.c_prev = lstm ? cache.c_prev + row(0, t) * H : nullptr;
     st.tanh_c = lstm ? cache.tanh_c + row(0, t) * H : nullptr;
     st.dy = dy ? dy + urow(0, t) * ldy : nullptr;
@@ -325,20 +333,27 @@ void backward_impl(CellKind kind, const SeqDims& d, const T* x, const RecurrentW
     step_matmul(w_step, dgh + row(0, t) * GH, GH, N, dh0, H, true);
   }
 
-  const T* xs = d.batch_first ? cache.x_tm : x;
-  gemm(Trans::Yes, Trans::No, GH, I, rows, T(1), dg, GH, xs, I, T(1), dw_ih, I);
-  gemm(Trans::Yes, Trans::No, GH, H, rows, T(1), dgh, GH, cache.h_prev, H, T(1), dw_hh, H);
-  if (gru) {
-    if (db_ih) add_column_sums(dg, rows, GH, db_ih);
-    if (db_hh) add_column_sums(dgh, rows, GH, db_hh);
-  } else if (db_ih || db_hh) {  // one sum, added to both biases (they get the same gradient)
-    static thread_local std::vector<T> db_buf;
-    T* db = scratch(db_buf, static_cast<std::size_t>(GH));
-    std::fill(db, db + GH, T(0));
-    add_column_sums(dg, rows, GH, db);
+  // Weight and bias gradients over all steps at once: [dW_ih | dW_hh | db] =
+  // dG^T [X | Hprev | 1] (GRU: dW_ih from dGx, [dW_hh | db_hh] from dGh).
+  static thread_local std::vector<T> dw_buf;
+  if (!gru) {
+    T* c = scratch(dw_buf, static_cast<std::size_t>(GH * XW));
+    gemm(Trans::Yes, Trans::No, GH, XW, rows, T(1), dg, GH, xh, XW, T(0), c, XW);
     for (index_t k = 0; k < GH; ++k) {
-      if (db_ih) db_ih[k] += db[k];
-      if (db_hh) db_hh[k] += db[k];
+      const T* ck = c + k * XW;
+      for (index_t i = 0; i < I; ++i) dw_ih[k * I + i] += ck[i];
+      for (index_t j = 0; j < H; ++j) dw_hh[k * H + j] += ck[I + j];
+      if (db_ih) db_ih[k] += ck[I + H];
+      if (db_hh) db_hh[k] += ck[I + H];
+    }
+  } else {
+    gemm(Trans::Yes, Trans::No, GH, I, rows, T(1), dg, GH, xh, XW, T(1), dw_ih, I);
+    if (db_ih) add_column_sums(dg, rows, GH, db_ih);
+    T* c = scratch(dw_buf, static_cast<std::size_t>(GH * (H + 1)));
+    gemm(Trans::Yes, Trans::No, GH, H + 1, rows, T(1), dgh, GH, xh + I, XW, T(0), c, H + 1);
+    for (index_t k = 0; k < GH; ++k) {
+      for (index_t j = 0; j < H; ++j) dw_hh[k * H + j] += c[k * (H + 1) + j];
+      if (db_hh) db_hh[k] += c[k * (H + 1) + H];
     }
   }
   if (dx && !d.batch_first) {

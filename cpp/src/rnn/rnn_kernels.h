@@ -32,7 +32,8 @@ struct GateStep {
   index_t t;
   const std::int64_t* lengths;  // null: every step valid
   T* gates;                     // [N, CH] of step t
-  const T* h_prev;              // [N, H] state entering step t
+  const T* h_prev;              // state entering step t: row n at h_prev + n*h_stride
+  index_t h_stride;
   T* c_prev;                    // LSTM [N, H]
   T* tanh_c;                    // LSTM [N, H]
   // forward
@@ -41,7 +42,8 @@ struct GateStep {
   const T* hw;      // GRU: [N, GH] W_hh h_{t-1}
   T* y;             // row n at y + n*y_stride (columns [0, H))
   index_t y_stride;
-  T* h_next;        // [N, H] state after step t
+  T* h_next;        // state after step t: row n at h_next + n*h_next_stride
+  index_t h_next_stride;
   T* c_next;        // LSTM [N, H]
   // backward
   const T* dy;      // row n at dy + n*dy_stride, or null

@@ -104,10 +104,8 @@ class _RNNBase(Module):
     def _cache(self, layer, d, n, t, in_size, dtype):
         key = (layer, d)
         c = self._caches.get(key)
-        if (c is None or c["h_prev"].shape[0] != n * t or c["h_prev"].dtype != dtype
-                or (c["x_tm"] is None) == self.batch_first):
-            c = F.rnn_cache(self.mode, n, t, self.hidden_size, dtype,
-                            in_size if self.batch_first else None)
+        if c is None or c["xh"].shape[0] != n * t or c["xh"].dtype != dtype:
+            c = F.rnn_cache(self.mode, n, t, in_size, self.hidden_size, dtype)
             self._caches[key] = c
         return c
 

@@ -445,3 +445,30 @@ def test_empty_batch_and_zero_length_sequences(rng):
     y = gru(rng.standard_normal((2, 4, 2)).astype(np.float32), state=h0, lengths=[0, 4])
     assert not y[0].any()
     np.testing.assert_array_equal(gru.state[0, 0], h0[0, 0])
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_dropout_between_layers(mode, rng):
+    layer = _layer(mode, 3, 4, num_layers=2, dropout=0.5, rng=0).double()
+    x = rng.standard_normal((2, 5, 3))
+    layer.eval()
+    y_eval = layer(x).copy()
+    plain = _layer(mode, 3, 4, num_layers=2, rng=0).double()
+    np.testing.assert_array_equal(y_eval, plain.eval()(x))
+    layer.train()
+    assert not np.allclose(layer(x), y_eval)
+
+    def fresh_rng():  # the same dropout seeds for every forward of the check
+        layer._rng = np.random.default_rng(42)
+    w = rng.standard_normal((2, 5, 4))
+
+    def loss():
+        fresh_rng()
+        return float((layer(x) * w).sum())
+    loss()
+    layer.zero_grad()
+    dx = layer.backward(w).copy()
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-6, atol=1e-9)
+    p = layer.weight_ih_l0
+    g = p.grad.copy()
+    np.testing.assert_allclose(g, numeric_grad(loss, p.data), rtol=1e-6, atol=1e-9)

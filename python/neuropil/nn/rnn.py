@@ -199,10 +199,10 @@ class _RNNBase(Module):
                               cache=self._cache(layer, d, n, t, inp.shape[2], dtype))
             inputs.append(inp)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                keep = 1.0 - self.dropout
-                mask = (self._rng.random(out.shape) < keep).astype(dtype) / dtype.type(keep)
-                masks.append(mask)
-                inp = out * mask
+                seed = int(self._rng.integers(0, 2**63))  # the mask is a hash of (seed, index)
+                masks.append(seed)
+                inp = F.dropout(out, self.dropout, seed=seed,
+                                out=self._scratch(f"drop{layer}", out.shape, dtype))
             else:
                 masks.append(None)
                 inp = out
@@ -269,7 +269,8 @@ class _RNNBase(Module):
                                dx=dx, need_dx=need_dx, dx_accumulate=d > 0, dh0=dh0[k],
                                dc0=dc0[k] if lstm else None)
             if layer > 0 and masks[layer - 1] is not None:
-                dx = dx * masks[layer - 1]
+                dx = F.dropout_backward(dx, self.dropout, masks[layer - 1],
+                                        out=self._scratch(f"ddrop{layer}", dx.shape, dtype))
             dy = dx
         self.grad_state = (dh0, dc0) if lstm else dh0
         return dx

@@ -378,9 +378,11 @@ def test_divergence_is_reported():
     model, kw = fit_args()
     kw["optimizer"] = optim.SGD(model.parameters(), lr=1e6)
     x, y = blobs()
+    log = C.CSVLogger(os.devnull)
     with pytest.raises(DivergenceError, match=r"epoch \d+, batch \d+") as err:
-        model.fit(x * 1e3, y, epochs=5, batch_size=16, **kw)
+        model.fit(x * 1e3, y, epochs=5, batch_size=16, callbacks=[log], **kw)
     assert isinstance(err.value, FloatingPointError) and isinstance(err.value, ValueError)
+    assert log._file is None  # callbacks were given the chance to close their files
 
 
 @pytest.mark.parametrize("make, exc, match", [
@@ -438,3 +440,73 @@ def test_fit_on_float64_model_converts_inputs_once():
     hist = model.fit(x, y, loss=TinyCE(), optimizer=optim.SGD(model.parameters(), lr=0.1),
                      epochs=2, verbose=0)
     assert model.predict(x).dtype == np.float64 and math.isfinite(hist.history["loss"][-1])
+
+
+# -- with the real layers and losses ---------------------------------------------
+
+def real_mlp():
+    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+
+
+def fit_real(seed, **kw):
+    neuropil.manual_seed(seed)
+    model = real_mlp()
+    x, y = blobs()
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    hist = model.fit(x, y, loss=nn.CrossEntropyLoss(), optimizer=opt, epochs=4, batch_size=16,
+                     validation_split=0.2, verbose=0, **kw)
+    return model, hist
+
+
+def test_real_layers_converge_and_are_reproducible_across_threads(threads):
+    runs = []
+    for n in (1, 2, 1):
+        neuropil.set_num_threads(n)
+        runs.append(fit_real(7))
+    (m1, h1), (m2, h2), (m3, h3) = runs
+    assert h1.history == h2.history == h3.history
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert h1.history["val_accuracy"][-1] >= 0.9
+    assert h1.history["loss"][-1] < h1.history["loss"][0]
+
+
+def test_real_layers_checkpoint_round_trip(tmp_path):
+    model, _ = fit_real(1, callbacks=[C.ModelCheckpoint(tmp_path / "m.safetensors")])
+    fresh = real_mlp().load(tmp_path / "m.safetensors")
+    x, _ = blobs(n=20, seed=3)
+    np.testing.assert_array_equal(fresh.predict(x), model.predict(x))
+    assert set(neuropil.load(tmp_path / "m.safetensors")) == {"0.weight", "0.bias", "3.weight",
+                                                              "3.bias"}
+
+
+def test_feature_count_error_names_layer_after_flatten():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    x = np.zeros((5, 2, 5), np.float32)
+    with pytest.raises(ValueError, match=r"first layer, layer '1' .*12 values per sample"):
+        model.fit(x, np.zeros(5, np.int64), loss=nn.CrossEntropyLoss(),
+                  optimizer=optim.SGD(model.parameters(), lr=0.1), verbose=0)
+
+
+def test_loss_names_and_optimizer_names():
+    neuropil.manual_seed(0)
+    model = real_mlp()
+    x, y = blobs()
+    hist = model.fit(x, y, loss="cross_entropy", optimizer="adam", epochs=2, verbose=0)
+    assert len(hist.history["loss"]) == 2
+
+
+def test_one_hot_and_binary_targets():
+    neuropil.manual_seed(0)
+    x, y = blobs()
+    model = real_mlp()
+    onehot = np.eye(3, dtype=np.float32)[y]
+    hist = model.fit(x, onehot, loss=nn.CrossEntropyLoss(), epochs=8, verbose=0,
+                     optimizer=optim.Adam(model.parameters(), lr=0.01))
+    assert hist.history["accuracy"][-1] > 0.9
+    assert model.evaluate(x, onehot, loss=nn.CrossEntropyLoss())["accuracy"] > 0.9
+    binary = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    yb = (y == 0).astype(np.float32)[:, None]
+    hist = binary.fit(x, yb, loss=nn.BCEWithLogitsLoss(), epochs=8, verbose=0,
+                      optimizer=optim.Adam(binary.parameters(), lr=0.01))
+    assert hist.history["accuracy"][-1] > 0.9

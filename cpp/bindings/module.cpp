@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "neuropil/cpu.h"
+#include "neuropil/gemm.h"
 #include "neuropil/parallel.h"
 
 namespace py = pybind11;
@@ -64,6 +65,14 @@ PYBIND11_MODULE(_kernels, m) {
     d["l1d_bytes"] = c.l1d_bytes;
     d["l2_bytes"] = c.l2_bytes;
     d["l3_bytes"] = c.l3_bytes;
+    for (int bytes : {4, 8}) {
+      int mr, nr;
+      index_t mc, kc, nc;
+      gemm_blocking(bytes, &mr, &nr, &mc, &kc, &nc);
+      d[bytes == 4 ? "gemm_blocking_f32" : "gemm_blocking_f64"] =
+          py::dict(py::arg("mr") = mr, py::arg("nr") = nr, py::arg("mc") = mc,
+                   py::arg("kc") = kc, py::arg("nc") = nc);
+    }
     return d;
   });
 

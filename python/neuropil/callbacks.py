@@ -336,6 +336,8 @@ class CSVLogger(Callback):
             self._file.close()
             self._file = None
 
+    _abort = on_train_end  # fit failed: keep what was written, close the file
+
 
 class LRScheduler(Callback):
     """Step a ``neuropil.optim`` schedule at the end of every epoch.
@@ -455,3 +457,11 @@ class ProgressBar(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    def _abort(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self.verbose == 1:
+            self.stream.write("\n")
+            self.stream.flush()

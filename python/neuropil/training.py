@@ -303,60 +303,67 @@ def fit(model, x, y=None, *, loss, optimizer, epochs: int = 1, batch_size: int =
     model.train()
     labels_checked = False
     cblist.on_train_begin({})
-    for epoch in range(initial_epoch, epochs):
-        if model.stop_training:
-            break
-        cblist.on_epoch_begin(epoch, {})
-        order = gen.permutation(n) if shuffle else None
-        total_loss = 0.0
-        total_weight = 0
-        metric_sums = [0.0] * len(metric_fns)
-        for b in range(steps):
-            lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
-            if shuffle:
-                idx = order[lo:hi]
-                k = 0 if hi - lo == batch_size else len(xbuf) - 1
-                xb = np.take(x, idx, axis=0, out=xbuf[k], mode="clip")
-                yb = np.take(y, idx, axis=0, out=ybuf[k], mode="clip")
-            else:
-                xb, yb = x[lo:hi], y[lo:hi]
-            if batch_logs:
-                cblist.on_batch_begin(b, {"batch": b, "size": hi - lo})
-            optimizer.zero_grad()
-            pred = model.forward(xb)
-            if not labels_checked:
-                _check_labels(fn, y, pred)
-                if y_val is not None:
-                    _check_labels(fn, y_val, pred, "validation labels")
-                labels_checked = True
-            value = float(loss.forward(pred, yb))
-            if not math.isfinite(value):
-                raise DivergenceError(
-                    f"{fn}: the loss became {value} at epoch {epoch + 1}, batch {b + 1} of "
-                    f"{steps}: training diverged (try a lower learning rate, or check the "
-                    f"data for extreme values)")
-            backward(loss.backward())
-            optimizer.step()
-            total_loss += value * _weight(loss, hi - lo)
-            total_weight += hi - lo
-            for i, (_, mfn) in enumerate(metric_fns):
-                metric_sums[i] += mfn(pred, yb) * (hi - lo)
-            if batch_logs:
-                cblist.on_batch_end(b, {"batch": b, "size": hi - lo,
-                                        "loss": total_loss / total_weight})
+    try:
+        for epoch in range(initial_epoch, epochs):
             if model.stop_training:
                 break
-        seen = min(n, (b + 1) * batch_size)
-        logs = {"loss": total_loss / total_weight}
-        for (name, _), s in zip(metric_fns, metric_sums):
-            logs[name] = s / seen
-        if x_val is not None:
-            val = evaluate(model, x_val, y_val, loss=loss, batch_size=max(batch_size, 256),
-                           metrics=[f for _, f in metric_fns], _checked=True)
-            model.train()
-            for k, v in val.items():
-                logs["val_" + k] = v
-        cblist.on_epoch_end(epoch, logs)
+            cblist.on_epoch_begin(epoch, {})
+            order = gen.permutation(n) if shuffle else None
+            total_loss = 0.0
+            total_weight = 0
+            metric_sums = [0.0] * len(metric_fns)
+            for b in range(steps):
+                lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+                if shuffle:
+                    idx = order[lo:hi]
+                    k = 0 if hi - lo == batch_size else len(xbuf) - 1
+                    xb = np.take(x, idx, axis=0, out=xbuf[k], mode="clip")
+                    yb = np.take(y, idx, axis=0, out=ybuf[k], mode="clip")
+                else:
+                    xb, yb = x[lo:hi], y[lo:hi]
+                if batch_logs:
+                    cblist.on_batch_begin(b, {"batch": b, "size": hi - lo})
+                optimizer.zero_grad()
+                pred = model.forward(xb)
+                if not labels_checked:
+                    _check_labels(fn, y, pred)
+                    if y_val is not None:
+                        _check_labels(fn, y_val, pred, "validation labels")
+                    labels_checked = True
+                value = float(loss.forward(pred, yb))
+                if not math.isfinite(value):
+                    raise DivergenceError(
+                        f"{fn}: the loss became {value} at epoch {epoch + 1}, batch {b + 1} of "
+                        f"{steps}: training diverged (try a lower learning rate, or check the "
+                        f"data for extreme values)")
+                backward(loss.backward())
+                optimizer.step()
+                total_loss += value * _weight(loss, hi - lo)
+                total_weight += hi - lo
+                for i, (_, mfn) in enumerate(metric_fns):
+                    metric_sums[i] += mfn(pred, yb) * (hi - lo)
+                if batch_logs:
+                    cblist.on_batch_end(b, {"batch": b, "size": hi - lo,
+                                            "loss": total_loss / total_weight})
+                if model.stop_training:
+                    break
+            seen = min(n, (b + 1) * batch_size)
+            logs = {"loss": total_loss / total_weight}
+            for (name, _), s in zip(metric_fns, metric_sums):
+                logs[name] = s / seen
+            if x_val is not None:
+                val = evaluate(model, x_val, y_val, loss=loss, batch_size=max(batch_size, 256),
+                               metrics=[f for _, f in metric_fns], _checked=True)
+                model.train()
+                for k, v in val.items():
+                    logs["val_" + k] = v
+            cblist.on_epoch_end(epoch, logs)
+    except BaseException:
+        for cb in cbs:  # close progress bars and log files before the error propagates
+            abort = getattr(cb, "_abort", None)
+            if abort is not None:
+                abort()
+        raise
     cblist.on_train_end({})
     return history
 

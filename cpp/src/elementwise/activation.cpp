@@ -79,7 +79,12 @@ void activation_backward(Activation act, index_t n, const T* y, const T* dy, T* 
           for (index_t i = b; i < e; ++i) dx[i] = dy[i];
         break;
       case Activation::Relu:
-        for (index_t i = b; i < e; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+        // Both loads unconditional so the select compiles to a vector blend
+        // (a conditional load of dy[i] would stay a mispredicted branch).
+        for (index_t i = b; i < e; ++i) {
+          const T g = dy[i];
+          dx[i] = y[i] > T(0) ? g : T(0);
+        }
         break;
       case Activation::Sigmoid:
         for (index_t i = b; i < e; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);

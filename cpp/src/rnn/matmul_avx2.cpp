@@ -86,19 +86,28 @@ void tile(const float* a, std::int64_t lda, std::int64_t K, const float* b, floa
 void recurrent_matmul_avx2(const float* a, std::int64_t lda, std::int64_t M, std::int64_t K,
                            const float* bp, std::int64_t Ncols, std::int64_t p0,
                            std::int64_t p1, float* c, std::int64_t ldc, bool accumulate) {
+  // K in blocks of kKc so a panel's block (kKc x 16 floats = 16 KiB) stays in L1
+  // while every row block of a reads it; later blocks accumulate into c.
+  constexpr std::int64_t kKc = 256;
   for (std::int64_t p = p0; p < p1; ++p) {
-    const float* b = bp + p * K * kPanel;
     const std::int64_t j0 = p * kPanel;
     const std::int64_t valid = Ncols - j0 < kPanel ? Ncols - j0 : kPanel;
-    std::int64_t i = 0;
-    for (; i + 6 <= M; i += 6) tile<6>(a + i * lda, lda, K, b, c + i * ldc + j0, ldc, valid, accumulate);
-    switch (M - i) {
-      case 5: tile<5>(a + i * lda, lda, K, b, c + i * ldc + j0, ldc, valid, accumulate); break;
-      case 4: tile<4>(a + i * lda, lda, K, b, c + i * ldc + j0, ldc, valid, accumulate); break;
-      case 3: tile<3>(a + i * lda, lda, K, b, c + i * ldc + j0, ldc, valid, accumulate); break;
-      case 2: tile<2>(a + i * lda, lda, K, b, c + i * ldc + j0, ldc, valid, accumulate); break;
-      case 1: tile<1>(a + i * lda, lda, K, b, c + i * ldc + j0, ldc, valid, accumulate); break;
-      default: break;
+    for (std::int64_t k0 = 0; k0 < K; k0 += kKc) {
+      const std::int64_t kc = K - k0 < kKc ? K - k0 : kKc;
+      const float* b = bp + (p * K + k0) * kPanel;
+      const float* ak = a + k0;
+      const bool acc = accumulate || k0 > 0;
+      std::int64_t i = 0;
+      for (; i + 6 <= M; i += 6)
+        tile<6>(ak + i * lda, lda, kc, b, c + i * ldc + j0, ldc, valid, acc);
+      switch (M - i) {
+        case 5: tile<5>(ak + i * lda, lda, kc, b, c + i * ldc + j0, ldc, valid, acc); break;
+        case 4: tile<4>(ak + i * lda, lda, kc, b, c + i * ldc + j0, ldc, valid, acc); break;
+        case 3: tile<3>(ak + i * lda, lda, kc, b, c + i * ldc + j0, ldc, valid, acc); break;
+        case 2: tile<2>(ak + i * lda, lda, kc, b, c + i * ldc + j0, ldc, valid, acc); break;
+        case 1: tile<1>(ak + i * lda, lda, kc, b, c + i * ldc + j0, ldc, valid, acc); break;
+        default: break;
+      }
     }
   }
 }

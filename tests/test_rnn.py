@@ -307,7 +307,9 @@ def test_padding_changes_nothing(mode, rng):
 # -- determinism -------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["rnn_tanh", "lstm", "gru"])
 def test_bitwise_identical_for_1_and_2_threads(mode, threads, rng):
-    N, T, I, H = 32, 5, 16, 80  # large enough for the parallel gate and bias paths
+    # large enough for every parallel path: step products >= 8 MFLOP, gate kernels
+    # >= 65536 elements, input copies and bias sums
+    N, T, I, H = 192, 3, 16, (384 if mode == "rnn_tanh" else 128)
     x = rng.standard_normal((N, T, I)).astype(np.float32)
     dy = rng.standard_normal((N, T, 2 * H)).astype(np.float32)
     L = rng.integers(1, T + 1, N)
@@ -472,3 +474,19 @@ def test_dropout_between_layers(mode, rng):
     p = layer.weight_ih_l0
     g = p.grad.copy()
     np.testing.assert_allclose(g, numeric_grad(loss, p.data), rtol=1e-6, atol=1e-9)
+
+
+def test_embedding_and_norm_bitwise_for_1_and_2_threads(threads, rng):
+    idx = rng.integers(0, 50, 4000)  # many repeats: the scatter-add order matters
+    dout = rng.standard_normal((4000, 24)).astype(np.float32)
+    x = rng.standard_normal(100003).astype(np.float32)
+    res = []
+    for n in (1, 2):
+        neuropil.set_num_threads(n)
+        dw = np.zeros((50, 24), np.float32)
+        F.embedding_backward(dout, idx, dw)
+        res.append((dw, F.embedding(dw, idx), F.sum_squares(x)))
+    np.testing.assert_array_equal(res[0][0], res[1][0])
+    np.testing.assert_array_equal(res[0][1], res[1][1])
+    assert res[0][2] == res[1][2]
+    np.testing.assert_allclose(res[0][2], float((x.astype(np.float64) ** 2).sum()), rtol=1e-12)

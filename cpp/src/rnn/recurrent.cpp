@@ -36,7 +36,7 @@ inline Rows rows_of(const SeqDims& d) {
 // Gate kernels run over (batch row, block of hidden units) items; in parallel
 // when a step has enough elements to pay for waking the pool.
 constexpr index_t kHBlock = 64;
-constexpr index_t kParallelElems = 16384;
+constexpr index_t kParallelElems = 65536;  // per-step gate work, see step_matmul
 
 template <typename F>
 void for_rows_blocks(index_t N, index_t H, index_t elems, F&& fn) {
@@ -135,9 +135,11 @@ void step_matmul(const StepOperand<T>& op, const T* a, index_t lda, index_t M, T
     if (op.packed && M > 0 && K > 0) {
       const index_t np = (Ncols + rnn_detail::kPanel - 1) / rnn_detail::kPanel;
       const double flops = 2.0 * double(M) * double(Ncols) * double(K);
-      // One step's product is small: below ~2 MFLOP (tens of microseconds) a
-      // parallel region costs more than it saves.
-      const int threads = flops >= 2.0e6 ? get_num_threads() : 1;
+      // One step's product is small, and a parallel region per step wakes the
+      // pool 2T times per sequence (neuropil sets a short OpenMP spin, so each
+      // wake is a futex round trip, and a whole time slice when the host
+      // deschedules a vCPU): only products above ~8 MFLOP are split.
+      const int threads = flops >= 8.0e6 ? get_num_threads() : 1;
       parallel_for(np, threads, [&](index_t p0, index_t p1) {
         rnn_detail::recurrent_matmul_avx2(a, lda, M, K, op.packed, Ncols, p0, p1, c, ldc,
                                           accumulate);

@@ -15,7 +15,8 @@ LAYERS = {"rnn_tanh": lambda *a, **k: nn.RNN(*a, **k),
           "lstm": lambda *a, **k: nn.LSTM(*a, **k),
           "gru": lambda *a, **k: nn.GRU(*a, **k)}
 # (N, T, I, H): T = 1, batch 1, hidden 1, odd sizes, hidden past the 64-wide gate block.
-SHAPES = [(1, 1, 1, 1), (1, 4, 3, 1), (3, 1, 2, 5), (3, 6, 4, 7), (2, 9, 1, 17), (4, 3, 5, 65)]
+SHAPES = [(1, 1, 1, 1), (1, 4, 3, 1), (3, 1, 2, 5), (3, 6, 4, 7), (2, 9, 1, 17), (4, 3, 5, 65),
+          (8, 2, 3, 17), (13, 2, 2, 20)]  # batch 8, 13: the 4+4 and 4+3 row tails
 
 
 def _weights(mode, I, H, rng, dtype, bias=True):

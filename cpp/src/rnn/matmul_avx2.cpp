@@ -97,9 +97,17 @@ void recurrent_matmul_avx2(const float* a, std::int64_t lda, std::int64_t M, std
       const float* b = bp + (p * K + k0) * kPanel;
       const float* ak = a + k0;
       const bool acc = accumulate || k0 > 0;
+      // 6-row tiles, but a tail of 1 or 2 rows (latency-bound: 2-4 FMA chains)
+      // is merged with the last full tile into 4 + 3 or 4 + 4 rows.
+      const std::int64_t rem = M % 6;
+      const std::int64_t full_end = (rem == 1 || rem == 2) && M >= 6 + rem ? M - rem - 6 : M - rem;
       std::int64_t i = 0;
-      for (; i + 6 <= M; i += 6)
+      for (; i < full_end; i += 6)
         tile<6>(ak + i * lda, lda, kc, b, c + i * ldc + j0, ldc, valid, acc);
+      if (M - i >= 7) {
+        tile<4>(ak + i * lda, lda, kc, b, c + i * ldc + j0, ldc, valid, acc);
+        i += 4;
+      }
       switch (M - i) {
         case 5: tile<5>(ak + i * lda, lda, kc, b, c + i * ldc + j0, ldc, valid, acc); break;
         case 4: tile<4>(ak + i * lda, lda, kc, b, c + i * ldc + j0, ldc, valid, acc); break;

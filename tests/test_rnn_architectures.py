@@ -248,3 +248,17 @@ def test_encoder_decoder_learns_to_reverse(rng):
         sym = head(h)[:, 0].argmax(1)[:, None]
         out.append(sym[:, 0])
     assert (np.stack(out, 1) == tgt).all(axis=1).mean() > 0.95
+
+
+def test_embedding_model_trains_with_fit():
+    """fit() casts inputs to the model's float dtype: Embedding takes whole-number floats."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, (128, 6))
+    y = (x[:, 0] == x[:, -1]).astype(np.int64)  # first and last token equal?
+    model = nn.Sequential(nn.Embedding(5, 8, rng=0), nn.GRU(8, 16, rng=1), nn.LastStep(),
+                          nn.Linear(16, 2, rng=2))
+    model.fit(x, y, loss=nn.CrossEntropyLoss(), optimizer=optim.Adam(model.parameters(), lr=0.03),
+              epochs=30, batch_size=32, verbose=0, rng=0)
+    assert (model.predict(x).argmax(1) == y).mean() > 0.95
+    with pytest.raises(TypeError, match="whole numbers"):
+        nn.Embedding(5, 2)(np.array([0.5, 1.0]))

@@ -31,8 +31,12 @@ class Embedding(Module):
 
     def forward(self, indices):
         idx = np.asarray(indices)
+        if np.issubdtype(idx.dtype, np.floating) and np.all(np.isfinite(idx)) \
+                and np.all(idx == np.trunc(idx)):
+            idx = idx.astype(np.int64)  # model.fit casts inputs to the model's float dtype
         if idx.dtype == np.bool_ or not np.issubdtype(idx.dtype, np.integer):
-            raise TypeError(f"Embedding: indices must be integers, got dtype {idx.dtype}")
+            raise TypeError(f"Embedding: indices must be integers (or floats holding whole "
+                            f"numbers), got dtype {idx.dtype}")
         idx = np.ascontiguousarray(idx, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= self.num_embeddings):
             raise ValueError(f"Embedding: indices must lie in [0, {self.num_embeddings}), got "

@@ -4,9 +4,13 @@ from .linear import Linear, Identity, Flatten
 from .activation import ReLU, Sigmoid, Tanh, Softmax
 from .dropout import Dropout
 from .loss import MSELoss, CrossEntropyLoss, BCEWithLogitsLoss
+from .rnn import RNN, LSTM, GRU, LastStep, TimeDistributed
+from .embedding import Embedding
+from . import utils
 
 __all__ = ["Module", "Parameter", "Sequential",
            "Linear", "Identity", "Flatten",
            "ReLU", "Sigmoid", "Tanh", "Softmax",
            "Dropout",
-           "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss"]
+           "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss",
+           "RNN", "LSTM", "GRU", "LastStep", "TimeDistributed", "Embedding", "utils"]

@@ -147,3 +147,35 @@ def test_large_k_crosses_blocks(rng):
     a = rng.standard_normal((33, 2000)).astype(np.float32)
     b = rng.standard_normal((2000, 3200)).astype(np.float32)  # N > nc, K > kc
     np.testing.assert_allclose(gemm(a, b), _expected(a, b, False, False), **_tol(np.float32, 2000))
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_pack_once_api_matches_numpy(rng, isa_path, isa, dtype, ta, tb):
+    """gemm_pack_b + gemm_prepacked_b (what the recurrent layers use per time step)."""
+    if isa not in K.available_isas():
+        pytest.skip(f"{isa} kernels not available on this CPU")
+    neuropil.set_isa(isa)
+    for m, n, k in [(1, 1, 1), (7, 17, 5), (32, 512, 128), (13, 33, 600), (5, 3, 257),
+                    (130, 40, 9)]:
+        a, b = _operands(rng, m, n, k, ta, tb, dtype)
+        out = np.full((m, n), np.nan, dtype)
+        K.gemm_prepacked(a, b, out, ta, tb, 1.0, 0.0)
+        np.testing.assert_allclose(out, _expected(a, b, ta, tb), **_tol(dtype, k))
+        c = rng.standard_normal((m, n)).astype(dtype)
+        expect = _expected(a, b, ta, tb, 0.5, 1.0, c)
+        K.gemm_prepacked(a, b, c, ta, tb, 0.5, 1.0)
+        np.testing.assert_allclose(c, expect, **_tol(dtype, k))
+
+
+def test_pack_once_api_bitwise_for_1_and_2_threads(rng, threads):
+    a, b = _operands(rng, 96, 200, 300, False, True, np.float32)
+    outs = []
+    for n in (1, 2):
+        neuropil.set_num_threads(n)
+        o = np.empty((96, 200), np.float32)
+        K.gemm_prepacked(a, b, o, False, True, 1.0, 0.0)
+        outs.append(o)
+    assert outs[0].tobytes() == outs[1].tobytes()
+    np.testing.assert_allclose(outs[0], a @ b.T, rtol=1e-4, atol=1e-4)

@@ -36,6 +36,35 @@ void gemm_reference(Trans ta, Trans tb, index_t M, index_t N, index_t K, double 
                     const double* A, index_t lda, const double* B, index_t ldb, double beta,
                     double* C, index_t ldc) noexcept;
 
+// Pack once, multiply many: products that share their right operand op(B)
+// [K, N] (an RNN's recurrent weight, used at every time step) pack it once in
+// gemm's own panel layout and reuse it:
+//   GemmPackedB l = gemm_pack_b_layout(sizeof(float), K, N);
+//   std::vector<float> buf(l.size);           // caller-owned, reusable
+//   gemm_pack_b(l, tb, B, ldb, buf.data());
+//   gemm_prepacked_b(l, ta, M, alpha, A, lda, buf.data(), beta, C, ldc, threads);
+// computes C[M, N] = alpha * op(A)[M, K] @ op(B) + beta * C with the same
+// guarantees as gemm() (beta == 0 never reads C; bitwise identical for any
+// thread count). The layout records the kernel family active when it was made,
+// and the product uses that family, so a later set_isa() cannot mismatch them.
+// max_threads bounds the threads used (1 = the calling thread only).
+struct GemmPackedB {
+  index_t K = 0, N = 0, kc = 0;
+  int isa = 0, elem = 0;
+  index_t size = 0;  // elements of the packed buffer
+};
+GemmPackedB gemm_pack_b_layout(int dtype_bytes, index_t K, index_t N) noexcept;
+void gemm_pack_b(const GemmPackedB& layout, Trans tb, const float* B, index_t ldb,
+                 float* packed) noexcept;
+void gemm_pack_b(const GemmPackedB& layout, Trans tb, const double* B, index_t ldb,
+                 double* packed) noexcept;
+void gemm_prepacked_b(const GemmPackedB& layout, Trans ta, index_t M, float alpha,
+                      const float* A, index_t lda, const float* packed, float beta, float* C,
+                      index_t ldc, int max_threads) noexcept;
+void gemm_prepacked_b(const GemmPackedB& layout, Trans ta, index_t M, double alpha,
+                      const double* A, index_t lda, const double* packed, double beta, double* C,
+                      index_t ldc, int max_threads) noexcept;
+
 // The register tile and cache blocks gemm uses for float (4) or double (8)
 // under the active ISA: chosen once from the detected L1/L2/L3 sizes.
 void gemm_blocking(int dtype_bytes, int* mr, int* nr, index_t* mc, index_t* kc, index_t* nc);

@@ -113,6 +113,9 @@ struct Traits<float> {
   static gemm_detail::pack_b_fn<float> pack_b(const KernelTable& t) { return t.spack_b; }
   static gemm_detail::ukr_ga_f32 ukr_ga(const KernelTable& t) { return t.sgemm_ga; }
   static auto store_t(const KernelTable& t) { return t.sstore_t; }
+  static gemm_detail::ukr_ga_f32 ga_rows(const KernelTable& t, index_t rows) {
+    return t.sgemm_ga_rows[rows - 1];
+  }
 };
 template <>
 struct Traits<double> {
@@ -124,6 +127,7 @@ struct Traits<double> {
   static void (*store_t(const KernelTable&))(const double*, double*, index_t, double) {
     return nullptr;
   }
+  static gemm_detail::ukr_ga_f64 ga_rows(const KernelTable&, index_t) { return nullptr; }
 };
 
 // C = beta * C over an M x N block (beta == 0 writes zeros, never reads C).
@@ -301,68 +305,96 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
 // Skinny products (N small): only op(B) is packed (all of its N columns per
 // K block); A is read in place by the micro-kernel, so the large operand is
 // streamed once and never copied. Threads split the M panels.
+//
+// skinny_pack_b packs op(B)[pc : pc + kc, 0 : N] into np nr-wide panels at Bp;
+// skinny_block then computes C (+)= alpha * op(A)[:, pc : pc + kc] * that block.
 template <typename T>
-void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_t N, index_t K,
-                 T alpha, const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C,
-                 index_t ldc, bool c_trans) {
+void skinny_pack_b(const KernelTable& table, Trans tb, const T* B, index_t ldb, index_t N,
+                   index_t pc, index_t kc, T* Bp, int threads) {
+  const auto pack_b = Traits<T>::pack_b(table);
+  const index_t nr = Traits<T>::blk(table).nr;
+  const index_t np = (N + nr - 1) / nr;
+  parallel_for(np, threads, [&](index_t begin, index_t end) {
+    for (index_t jr = begin; jr < end; ++jr)
+      pack_b(tb == Trans::Yes, B, ldb, jr * nr, std::min<index_t>(nr, N - jr * nr), pc, kc,
+             Bp + jr * nr * kc);
+  });
+}
+
+template <typename T>
+void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, index_t pc,
+                  index_t kc, T alpha, const T* A, index_t lda, const T* Bp, T beta, T* C,
+                  index_t ldc, bool c_trans, int threads) {
   const auto ukr = Traits<T>::ukr_ga(table);
   const auto ukr_packed = Traits<T>::ukr(table);
   const auto store_t = Traits<T>::store_t(table);
   const auto pack_a = Traits<T>::pack_a(table);
-  const auto pack_b = Traits<T>::pack_b(table);
   const Blocking blk = Traits<T>::blk(table);
   const int mr = blk.mr, nr = blk.nr;
-  const double flops = 2.0 * double(M) * double(N) * double(K);
-  const int threads = flops < kParallelFlops ? 1 : get_num_threads();
   const index_t np = (N + nr - 1) / nr;
   const index_t mp = (M + mr - 1) / mr;
-  const index_t kc_max = balanced_kc(K, blk.kc);
   // a(i, k) = A[i * rs_a + k * cs_a]
   const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
+  parallel_for(mp, threads, [&](index_t begin, index_t end) {
+    alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
+    for (index_t ir = begin; ir < end; ++ir) {
+      const index_t i = ir * mr;
+      const index_t mr_valid = std::min<index_t>(mr, M - i);
+      const T* a = A + i * rs_a + pc * cs_a;
+      // The kernel for this panel's rows, reading A in place; without one (a
+      // partial panel and no row-count kernels, or no in-place kernels at
+      // all) the panel is packed, zero-padded, for the packed kernel.
+      auto ukr_rows = mr_valid == mr ? ukr : Traits<T>::ga_rows(table, mr_valid);
+      const T* apanel = nullptr;
+      if (!ukr_rows) {
+        static thread_local Scratch scratch_edge;
+        T* ap = static_cast<T*>(scratch_edge.get(sizeof(T) * mr * kc));
+        pack_a(ta == Trans::Yes, A, lda, i, mr_valid, pc, kc, ap);
+        apanel = ap;
+      }
+      for (index_t jr = 0; jr < np; ++jr) {
+        const index_t j = jr * nr;
+        const index_t nr_valid = std::min<index_t>(nr, N - j);
+        const T* bpanel = Bp + jr * nr * kc;
+        if (nr_valid == nr && !c_trans) {  // straight into C
+          if (apanel && mr_valid == mr) {
+            ukr_packed(kc, apanel, bpanel, C + i * ldc + j, ldc, alpha, beta);
+            continue;
+          }
+          if (!apanel) {
+            ukr_rows(kc, a, rs_a, cs_a, bpanel, C + i * ldc + j, ldc, alpha, beta);
+            continue;
+          }
+        }
+        if (apanel)
+          ukr_packed(kc, apanel, bpanel, edge, nr, alpha, T(0));
+        else
+          ukr_rows(kc, a, rs_a, cs_a, bpanel, edge, nr, alpha, T(0));
+        if (c_trans && store_t && mr_valid == mr && nr_valid == nr)
+          store_t(edge, C + j * ldc + i, ldc, beta);
+        else
+          store_tile(edge, nr, mr_valid, nr_valid, C, ldc, i, j, c_trans, beta);
+      }
+    }
+  });
+}
 
+template <typename T>
+void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_t N, index_t K,
+                 T alpha, const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C,
+                 index_t ldc, bool c_trans) {
+  const Blocking blk = Traits<T>::blk(table);
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const int threads = flops < kParallelFlops ? 1 : get_num_threads();
+  const index_t np = (N + blk.nr - 1) / blk.nr;
+  const index_t kc_max = balanced_kc(K, blk.kc);
   static thread_local Scratch scratch_b;
-  T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * np * nr * kc_max));
+  T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * np * blk.nr * kc_max));
   for (index_t pc = 0; pc < K; pc += kc_max) {
     const index_t kc = std::min(kc_max, K - pc);
-    const T beta_eff = pc == 0 ? beta : T(1);
-    parallel_for(np, threads, [&](index_t begin, index_t end) {
-      for (index_t jr = begin; jr < end; ++jr)
-        pack_b(tb == Trans::Yes, B, ldb, jr * nr, std::min<index_t>(nr, N - jr * nr), pc, kc,
-               Bp + jr * nr * kc);
-    });
-    parallel_for(mp, threads, [&](index_t begin, index_t end) {
-      alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
-      for (index_t ir = begin; ir < end; ++ir) {
-        const index_t i = ir * mr;
-        const index_t mr_valid = std::min<index_t>(mr, M - i);
-        const T* a = A + i * rs_a + pc * cs_a;
-        // A partial last panel cannot be read in place (rows past M): pack it.
-        const T* apanel = nullptr;
-        if (mr_valid < mr) {
-          static thread_local Scratch scratch_edge;
-          T* ap = static_cast<T*>(scratch_edge.get(sizeof(T) * mr * kc));
-          pack_a(ta == Trans::Yes, A, lda, i, mr_valid, pc, kc, ap);
-          apanel = ap;
-        }
-        for (index_t jr = 0; jr < np; ++jr) {
-          const index_t j = jr * nr;
-          const index_t nr_valid = std::min<index_t>(nr, N - j);
-          const T* bpanel = Bp + jr * nr * kc;
-          if (apanel) {
-            ukr_packed(kc, apanel, bpanel, edge, nr, alpha, T(0));
-          } else if (nr_valid == nr && !c_trans) {
-            ukr(kc, a, rs_a, cs_a, bpanel, C + i * ldc + j, ldc, alpha, beta_eff);
-            continue;
-          } else {
-            ukr(kc, a, rs_a, cs_a, bpanel, edge, nr, alpha, T(0));
-          }
-          if (c_trans && store_t && mr_valid == mr && nr_valid == nr)
-            store_t(edge, C + j * ldc + i, ldc, beta_eff);
-          else
-            store_tile(edge, nr, mr_valid, nr_valid, C, ldc, i, j, c_trans, beta_eff);
-        }
-      }
-    });
+    skinny_pack_b(table, tb, B, ldb, N, pc, kc, Bp, threads);
+    skinny_block(table, ta, M, N, pc, kc, alpha, A, lda, Bp, pc == 0 ? beta : T(1), C, ldc,
+                 c_trans, threads);
   }
 }
 
@@ -450,6 +482,78 @@ double fma_peak_gflops(double seconds, int threads) noexcept {
   (void)threads;
   return 0.0;
 #endif
+}
+
+namespace {
+
+template <typename T>
+GemmPackedB pack_layout(index_t K, index_t N) {
+  const Isa isa = active_isa();
+  const Blocking& blk = Traits<T>::blk(table_for(isa));
+  GemmPackedB l;
+  l.K = std::max<index_t>(K, 0);
+  l.N = std::max<index_t>(N, 0);
+  l.kc = l.K > 0 ? balanced_kc(l.K, blk.kc) : 0;
+  l.isa = static_cast<int>(isa);
+  l.elem = sizeof(T);
+  l.size = (l.N + blk.nr - 1) / blk.nr * blk.nr * l.K;
+  return l;
+}
+
+template <typename T>
+void pack_b_all(const GemmPackedB& l, Trans tb, const T* B, index_t ldb, T* packed) {
+  const KernelTable& table = table_for(static_cast<Isa>(l.isa));
+  const index_t nr = Traits<T>::blk(table).nr;
+  const index_t np = (l.N + nr - 1) / nr;
+  const int threads = double(l.K) * double(l.N) < 1e6 ? 1 : get_num_threads();
+  for (index_t pc = 0; pc < l.K; pc += l.kc)
+    skinny_pack_b(table, tb, B, ldb, l.N, pc, std::min(l.kc, l.K - pc), packed + np * nr * pc,
+                  threads);
+}
+
+template <typename T>
+void prepacked(const GemmPackedB& l, Trans ta, index_t M, T alpha, const T* A, index_t lda,
+               const T* packed, T beta, T* C, index_t ldc, int max_threads) {
+  if (M <= 0 || l.N <= 0) return;
+  if (l.K <= 0 || alpha == T(0)) {
+    scale_c(M, l.N, beta, C, ldc);
+    return;
+  }
+  const KernelTable& table = table_for(static_cast<Isa>(l.isa));
+  const index_t nr = Traits<T>::blk(table).nr;
+  const index_t np = (l.N + nr - 1) / nr;
+  const double flops = 2.0 * double(M) * double(l.N) * double(l.K);
+  const int threads = flops < kParallelFlops ? 1 : std::min(std::max(max_threads, 1),
+                                                            get_num_threads());
+  for (index_t pc = 0; pc < l.K; pc += l.kc)
+    skinny_block(table, ta, M, l.N, pc, std::min(l.kc, l.K - pc), alpha, A, lda,
+                 packed + np * nr * pc, pc == 0 ? beta : T(1), C, ldc, false, threads);
+}
+
+}  // namespace
+
+GemmPackedB gemm_pack_b_layout(int dtype_bytes, index_t K, index_t N) noexcept {
+  return dtype_bytes == 4 ? pack_layout<float>(K, N) : pack_layout<double>(K, N);
+}
+
+void gemm_pack_b(const GemmPackedB& layout, Trans tb, const float* B, index_t ldb,
+                 float* packed) noexcept {
+  pack_b_all<float>(layout, tb, B, ldb, packed);
+}
+void gemm_pack_b(const GemmPackedB& layout, Trans tb, const double* B, index_t ldb,
+                 double* packed) noexcept {
+  pack_b_all<double>(layout, tb, B, ldb, packed);
+}
+
+void gemm_prepacked_b(const GemmPackedB& layout, Trans ta, index_t M, float alpha,
+                      const float* A, index_t lda, const float* packed, float beta, float* C,
+                      index_t ldc, int max_threads) noexcept {
+  prepacked<float>(layout, ta, M, alpha, A, lda, packed, beta, C, ldc, max_threads);
+}
+void gemm_prepacked_b(const GemmPackedB& layout, Trans ta, index_t M, double alpha,
+                      const double* A, index_t lda, const double* packed, double beta, double* C,
+                      index_t ldc, int max_threads) noexcept {
+  prepacked<double>(layout, ta, M, alpha, A, lda, packed, beta, C, ldc, max_threads);
 }
 
 }  // namespace neuropil

@@ -2,7 +2,7 @@
 //
 // A micro-kernel computes one MR x NR tile of C from packed panels:
 //   a: [kc][MR]  (MR values of op(A) per k, column of the tile's rows)
-//   b: [kc][NR]  (NR values of op(B) per k; 32-byte aligned)
+//   b: [kc][NR]  (NR values of op(B) per k; any alignment)
 //   c: row-major tile, row stride ldc, all MR x NR entries valid.
 //   c[i, j] = alpha * sum_k a[k][i] * b[k][j]  (+ beta * c[i, j] when beta != 0;
 //   with beta == 0, c is write-only).
@@ -42,7 +42,7 @@ struct Blocking {
 //           rows past mr_valid zero. op(A)(i, p) = trans ? A[p*lda + i] : A[i*lda + p].
 //   pack_b: columns [j0, j0 + nr_valid) of op(B), rows [p0, p0 + kc) -> dst[kc][nr],
 //           columns past nr_valid zero. op(B)(p, j) = trans ? B[j*ldb + p] : B[p*ldb + j].
-// dst is 32-byte aligned; exactly kc * mr (kc * nr) elements are written.
+// dst needs no particular alignment; exactly kc * mr (kc * nr) elements are written.
 template <typename T>
 using pack_a_fn = void (*)(bool trans, const T* A, std::int64_t lda, std::int64_t i0,
                            std::int64_t mr_valid, std::int64_t p0, std::int64_t kc, T* dst);
@@ -56,6 +56,9 @@ struct KernelTable {
   pack_a_fn<float> spack_a;
   pack_b_fn<float> spack_b;
   ukr_ga_f32 sgemm_ga;
+  // Optional: in-place-A kernels computing only the first r + 1 rows of a tile
+  // (sgemm_ga_rows[r]); all null or all set.
+  ukr_ga_f32 sgemm_ga_rows[6];
   // Optional: stores a full mr x nr float tile (row stride nr) transposed,
   // c[j * ldc + i] = tile[i][j] (+ beta * c[j * ldc + i] when beta != 0).
   void (*sstore_t)(const float* tile, float* c, std::int64_t ldc, float beta);

@@ -11,17 +11,20 @@ namespace neuropil {
 namespace gemm_detail {
 namespace {
 
-// 6 x 16 float tile: 12 accumulators, 2 B vectors, 1 broadcast = 15 ymm.
+// Up to 6 x 16 float tile: 12 accumulators, 2 B vectors, 1 broadcast = 15 ymm.
 // a(i, k) = a[i * rs_a + k * cs_a]; kPacked fixes rs_a = 1, cs_a = 6 at
-// compile time (the packed panel), so one body serves both contracts.
-template <bool kPacked>
-void sgemm_6x16_body(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
-                     const float* b, float* c, std::int64_t ldc, float alpha, float beta) {
+// compile time (the packed panel), so one body serves both contracts. R < 6
+// computes and stores only the first R rows (edge panels read in place need
+// neither padding nor a detour through a buffer).
+template <bool kPacked, int R>
+void sgemm_body(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
+                const float* b, float* c, std::int64_t ldc, float alpha, float beta) {
+  static_assert(R >= 1 && R <= 6, "1 to 6 rows");
   if (kPacked) {
     rs_a = 1;
     cs_a = 6;
   }
-  for (int i = 0; i < 6; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
   const float* a0 = a;
   const float* a1 = a + rs_a;
   const float* a2 = a + 2 * rs_a;
@@ -38,38 +41,48 @@ void sgemm_6x16_body(std::int64_t kc, const float* a, std::int64_t rs_a, std::in
   for (std::int64_t k = 0; k < kc; ++k) {
     const std::int64_t o = k * cs_a;
     if (kPacked) _mm_prefetch(reinterpret_cast<const char*>(a0 + o + 96), _MM_HINT_T0);
-    const __m256 b0 = _mm256_load_ps(b);
-    const __m256 b1 = _mm256_load_ps(b + 8);
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
     __m256 ai = _mm256_broadcast_ss(a0 + o);
     c00 = _mm256_fmadd_ps(ai, b0, c00);
     c01 = _mm256_fmadd_ps(ai, b1, c01);
-    ai = _mm256_broadcast_ss(a1 + o);
-    c10 = _mm256_fmadd_ps(ai, b0, c10);
-    c11 = _mm256_fmadd_ps(ai, b1, c11);
-    ai = _mm256_broadcast_ss(a2 + o);
-    c20 = _mm256_fmadd_ps(ai, b0, c20);
-    c21 = _mm256_fmadd_ps(ai, b1, c21);
-    ai = _mm256_broadcast_ss(a3 + o);
-    c30 = _mm256_fmadd_ps(ai, b0, c30);
-    c31 = _mm256_fmadd_ps(ai, b1, c31);
-    ai = _mm256_broadcast_ss(a4 + o);
-    c40 = _mm256_fmadd_ps(ai, b0, c40);
-    c41 = _mm256_fmadd_ps(ai, b1, c41);
-    ai = _mm256_broadcast_ss(a5 + o);
-    c50 = _mm256_fmadd_ps(ai, b0, c50);
-    c51 = _mm256_fmadd_ps(ai, b1, c51);
+    if (R > 1) {
+      ai = _mm256_broadcast_ss(a1 + o);
+      c10 = _mm256_fmadd_ps(ai, b0, c10);
+      c11 = _mm256_fmadd_ps(ai, b1, c11);
+    }
+    if (R > 2) {
+      ai = _mm256_broadcast_ss(a2 + o);
+      c20 = _mm256_fmadd_ps(ai, b0, c20);
+      c21 = _mm256_fmadd_ps(ai, b1, c21);
+    }
+    if (R > 3) {
+      ai = _mm256_broadcast_ss(a3 + o);
+      c30 = _mm256_fmadd_ps(ai, b0, c30);
+      c31 = _mm256_fmadd_ps(ai, b1, c31);
+    }
+    if (R > 4) {
+      ai = _mm256_broadcast_ss(a4 + o);
+      c40 = _mm256_fmadd_ps(ai, b0, c40);
+      c41 = _mm256_fmadd_ps(ai, b1, c41);
+    }
+    if (R > 5) {
+      ai = _mm256_broadcast_ss(a5 + o);
+      c50 = _mm256_fmadd_ps(ai, b0, c50);
+      c51 = _mm256_fmadd_ps(ai, b1, c51);
+    }
     b += 16;
   }
   const __m256 va = _mm256_set1_ps(alpha);
   __m256 rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   if (beta == 0.0f) {
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < R; ++i) {
       _mm256_storeu_ps(c + i * ldc, _mm256_mul_ps(va, rows[i][0]));
       _mm256_storeu_ps(c + i * ldc + 8, _mm256_mul_ps(va, rows[i][1]));
     }
   } else {
     const __m256 vb = _mm256_set1_ps(beta);
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < R; ++i) {
       float* ci = c + i * ldc;
       _mm256_storeu_ps(ci, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), _mm256_mul_ps(va, rows[i][0])));
       _mm256_storeu_ps(ci + 8,
@@ -80,12 +93,13 @@ void sgemm_6x16_body(std::int64_t kc, const float* a, std::int64_t rs_a, std::in
 
 void sgemm_6x16(std::int64_t kc, const float* a, const float* b, float* c, std::int64_t ldc,
                 float alpha, float beta) {
-  sgemm_6x16_body<true>(kc, a, 1, 6, b, c, ldc, alpha, beta);
+  sgemm_body<true, 6>(kc, a, 1, 6, b, c, ldc, alpha, beta);
 }
 
-void sgemm_6x16_ga(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
+template <int R>
+void sgemm_rx16_ga(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
                    const float* b, float* c, std::int64_t ldc, float alpha, float beta) {
-  sgemm_6x16_body<false>(kc, a, rs_a, cs_a, b, c, ldc, alpha, beta);
+  sgemm_body<false, R>(kc, a, rs_a, cs_a, b, c, ldc, alpha, beta);
 }
 
 // 6 x 8 double tile: same register budget as the float kernel; same contract.
@@ -106,8 +120,8 @@ void dgemm_6x8_body(std::int64_t kc, const double* a, std::int64_t rs_a, std::in
 #pragma GCC unroll 4
   for (std::int64_t k = 0; k < kc; ++k) {
     const double* ak = a + k * cs_a;
-    const __m256d b0 = _mm256_load_pd(b);
-    const __m256d b1 = _mm256_load_pd(b + 4);
+    const __m256d b0 = _mm256_loadu_pd(b);
+    const __m256d b1 = _mm256_loadu_pd(b + 4);
     __m256d ai = _mm256_broadcast_sd(ak);
     c00 = _mm256_fmadd_pd(ai, b0, c00);
     c01 = _mm256_fmadd_pd(ai, b1, c01);
@@ -223,8 +237,8 @@ void spack_b_16(bool trans, const float* B, std::int64_t ldb, std::int64_t j0,
   if (!trans) {  // rows of op(B) contiguous in j: copy 16 per p
     const float* src = B + p0 * ldb + j0;
     for (; p < kc; ++p, src += ldb) {
-      _mm256_store_ps(dst + p * 16, _mm256_loadu_ps(src));
-      _mm256_store_ps(dst + p * 16 + 8, _mm256_loadu_ps(src + 8));
+      _mm256_storeu_ps(dst + p * 16, _mm256_loadu_ps(src));
+      _mm256_storeu_ps(dst + p * 16 + 8, _mm256_loadu_ps(src + 8));
     }
   } else {  // columns of op(B) contiguous in p: transpose two 8 x 8 blocks per 8 p
     const float* cols = B + j0 * ldb + p0;
@@ -233,7 +247,7 @@ void spack_b_16(bool trans, const float* B, std::int64_t ldb, std::int64_t j0,
         __m256 r[8];
         for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(cols + (half * 8 + j) * ldb + p);
         transpose8(r);
-        for (int q = 0; q < 8; ++q) _mm256_store_ps(dst + (p + q) * 16 + half * 8, r[q]);
+        for (int q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (p + q) * 16 + half * 8, r[q]);
       }
     }
     for (; p < kc; ++p)
@@ -272,7 +286,13 @@ KernelTable avx2_kernels() {
   t.s = Blocking{6, 16, 144, 256, 3072};
   t.spack_a = &spack_a_6;
   t.spack_b = &spack_b_16;
-  t.sgemm_ga = &sgemm_6x16_ga;
+  t.sgemm_ga = &sgemm_rx16_ga<6>;
+  t.sgemm_ga_rows[0] = &sgemm_rx16_ga<1>;
+  t.sgemm_ga_rows[1] = &sgemm_rx16_ga<2>;
+  t.sgemm_ga_rows[2] = &sgemm_rx16_ga<3>;
+  t.sgemm_ga_rows[3] = &sgemm_rx16_ga<4>;
+  t.sgemm_ga_rows[4] = &sgemm_rx16_ga<5>;
+  t.sgemm_ga_rows[5] = &sgemm_rx16_ga<6>;
   t.sstore_t = &sstore_t_6x16;
   t.dgemm = &dgemm_6x8;
   t.d = Blocking{6, 8, 96, 256, 2048};

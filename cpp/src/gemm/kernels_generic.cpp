@@ -99,6 +99,7 @@ KernelTable generic_kernels() {
   // The compiler-vectorised in-place-A kernel measured 2.5x slower than
   // packing A on x86-64 SSE2, so the portable path always packs.
   t.sgemm_ga = nullptr;
+  for (auto& f : t.sgemm_ga_rows) f = nullptr;
   t.sstore_t = nullptr;
   t.dgemm = &ukr_generic<double, 4, 4>;
   t.d = Blocking{4, 4, 64, 256, 1024};

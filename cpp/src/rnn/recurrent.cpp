@@ -89,39 +89,23 @@ void untranspose_rows(const T* a, index_t N, index_t Tn, index_t I, bool accumul
 
 // ---- the per-step recurrent product -------------------------------------------
 // op(W) [K, Ncols] for W = w_hh [GH, H]: forward op = W^T (K = H, Ncols = GH),
-// backward op = W (K = GH, Ncols = H). On the AVX2 path (float) W is packed
-// once per call of forward/backward (see rnn_kernels.h); otherwise every step
-// calls neuropil::gemm, the portable twin.
+// backward op = W (K = GH, Ncols = H). W is packed once per call of
+// forward/backward with gemm's pack-once API, and every step multiplies the
+// packed panels (re-packing W at each step cost about half the arithmetic).
 template <typename T>
 struct StepOperand {
-  const T* w;
-  index_t GH, H;
-  bool trans;
-  const float* packed;
+  GemmPackedB layout;
+  const T* packed;
 };
 
 template <typename T>
 StepOperand<T> make_operand(const T* w, index_t GH, index_t H, bool trans) {
-  StepOperand<T> op{w, GH, H, trans, nullptr};
-#ifdef NEUROPIL_HAVE_AVX2
-  if constexpr (std::is_same<T, float>::value) {
-    if (active_isa() == Isa::Avx2) {
-      static thread_local std::vector<float> buf_fwd, buf_bwd;
-      const index_t K = trans ? H : GH, Ncols = trans ? GH : H;
-      const index_t np = (Ncols + rnn_detail::kPanel - 1) / rnn_detail::kPanel;
-      float* bp = scratch(trans ? buf_fwd : buf_bwd, static_cast<std::size_t>(np * K * 16));
-      for (index_t p = 0; p < np; ++p)
-        for (index_t k = 0; k < K; ++k) {
-          float* dst = bp + (p * K + k) * rnn_detail::kPanel;
-          for (index_t c = 0; c < rnn_detail::kPanel; ++c) {
-            const index_t j = p * rnn_detail::kPanel + c;
-            dst[c] = j >= Ncols ? 0.0f : (trans ? w[j * H + k] : w[k * H + j]);
-          }
-        }
-      op.packed = bp;
-    }
-  }
-#endif
+  const index_t K = trans ? H : GH, Ncols = trans ? GH : H;
+  StepOperand<T> op{gemm_pack_b_layout(sizeof(T), K, Ncols), nullptr};
+  static thread_local std::vector<T> buf_fwd, buf_bwd;
+  T* bp = scratch(trans ? buf_fwd : buf_bwd, static_cast<std::size_t>(op.layout.size));
+  gemm_pack_b(op.layout, trans ? Trans::Yes : Trans::No, w, H, bp);
+  op.packed = bp;
   return op;
 }
 
@@ -129,27 +113,14 @@ StepOperand<T> make_operand(const T* w, index_t GH, index_t H, bool trans) {
 template <typename T>
 void step_matmul(const StepOperand<T>& op, const T* a, index_t lda, index_t M, T* c,
                  index_t ldc, bool accumulate) {
-  const index_t K = op.trans ? op.H : op.GH, Ncols = op.trans ? op.GH : op.H;
-#ifdef NEUROPIL_HAVE_AVX2
-  if constexpr (std::is_same<T, float>::value) {
-    if (op.packed && M > 0 && K > 0) {
-      const index_t np = (Ncols + rnn_detail::kPanel - 1) / rnn_detail::kPanel;
-      const double flops = 2.0 * double(M) * double(Ncols) * double(K);
-      // One step's product is small, and a parallel region per step wakes the
-      // pool 2T times per sequence (neuropil sets a short OpenMP spin, so each
-      // wake is a futex round trip, and a whole time slice when the host
-      // deschedules a vCPU): only products above ~8 MFLOP are split.
-      const int threads = flops >= 8.0e6 ? get_num_threads() : 1;
-      parallel_for(np, threads, [&](index_t p0, index_t p1) {
-        rnn_detail::recurrent_matmul_avx2(a, lda, M, K, op.packed, Ncols, p0, p1, c, ldc,
-                                          accumulate);
-      });
-      return;
-    }
-  }
-#endif
-  gemm(Trans::No, op.trans ? Trans::Yes : Trans::No, M, Ncols, K, T(1), a, lda, op.w, op.H,
-       accumulate ? T(1) : T(0), c, ldc);
+  // One step's product is small, and a parallel region per step wakes the
+  // pool 2T times per sequence (neuropil sets a short OpenMP spin, so each
+  // wake is a futex round trip, and a whole time slice when the host
+  // deschedules a vCPU): only products above ~8 MFLOP are split.
+  const double flops = 2.0 * double(M) * double(op.layout.N) * double(op.layout.K);
+  const int threads = flops >= 8.0e6 ? get_num_threads() : 1;
+  gemm_prepacked_b(op.layout, Trans::No, M, T(1), a, lda, op.packed, accumulate ? T(1) : T(0),
+                   c, ldc, threads);
 }
 
 

@@ -1,16 +1,6 @@
-// Recurrent-product micro-kernels (internal to cpp/src/rnn).
-//
-// The per-step recurrent product multiplies by the same weight matrix T times
-// (forward: h W_hh^T; backward: dG W_hh). neuropil::gemm packs its right
-// operand on every call, which at these sizes ([32, 128] x [128, 512]) costs
-// about half as much as the arithmetic; here the weight is packed once per
-// sequence and the step product reads the packed panels directly.
-//
-// Packed right operand, op(B) [K, Ncols]: ceil(Ncols / 16) panels, panel p
-// holding [K][16] floats (columns p*16 .. p*16+15, zero past Ncols).
-//   c[M, Ncols] (row stride ldc) = (accumulate ? c : 0) + a[M, K] (row stride lda) x op(B)
-// restricted to the panels [p0, p1) (threads split the panels). Every element
-// of c is summed in k order by one thread: thread-count independent.
+// Fused gate kernels of the recurrent layers (internal to cpp/src/rnn): one
+// source (gates.inc) built portable and AVX2. The per-step recurrent product
+// uses gemm's pack-once API (neuropil/gemm.h).
 //
 // Shared by the portable and the AVX2 translation units: declarations only
 // (STYLE rule 4).
@@ -66,15 +56,6 @@ void gate_backward_generic(const GateStep<double>& s, index_t n, index_t j0, ind
 // AVX2 twins (gates_avx2.cpp, float only): call only when the active ISA is AVX2.
 void gate_forward_avx2(const GateStep<float>& s, index_t n, index_t j0, index_t j1);
 void gate_backward_avx2(const GateStep<float>& s, index_t n, index_t j0, index_t j1);
-#endif
-
-constexpr std::int64_t kPanel = 16;
-
-#ifdef NEUROPIL_HAVE_AVX2
-// Call only when the active ISA is AVX2 (CPU checked): built with -mavx2 -mfma.
-void recurrent_matmul_avx2(const float* a, std::int64_t lda, std::int64_t M, std::int64_t K,
-                           const float* bp, std::int64_t Ncols, std::int64_t p0,
-                           std::int64_t p1, float* c, std::int64_t ldc, bool accumulate);
 #endif
 
 }  // namespace rnn_detail

@@ -10,6 +10,8 @@ namespace py = pybind11;
 namespace neuropil {
 namespace bind {
 void register_gemm(py::module_& m);
+void register_conv(py::module_& m);
+void register_pool(py::module_& m);
 }  // namespace bind
 }  // namespace neuropil
 
@@ -65,4 +67,6 @@ PYBIND11_MODULE(_kernels, m) {
   });
 
   bind::register_gemm(m);
+  bind::register_conv(m);
+  bind::register_pool(m);
 }

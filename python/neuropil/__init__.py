@@ -10,6 +10,7 @@ import warnings as _warnings
 
 from . import functional
 from . import nn
+from . import image
 from ._random import manual_seed
 from ._config import get_num_threads, set_num_threads, show_config, get_isa, set_isa
 
@@ -18,6 +19,7 @@ __version__ = functional._k.__version__
 __all__ = [
     "functional",
     "nn",
+    "image",
     "manual_seed",
     "get_num_threads",
     "set_num_threads",

@@ -92,6 +92,8 @@ def _pair(v, fn: str, name: str, minimum: int) -> tuple:
         raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}")
     if v[0] < minimum or v[1] < minimum:
         raise ValueError(f"{fn}: {name} must be >= {minimum}, got {v!r}")
+    if max(v) > 2**31:
+        raise ValueError(f"{fn}: {name} {v!r} is absurd (more than 2**31)")
     return v
 
 
@@ -108,6 +110,8 @@ def _float_tensor(x, fn: str, name: str, ndim: int, expected: str) -> np.ndarray
 
 def _out_array(out, shape, dtype, fn: str, name: str = "out") -> np.ndarray:
     if out is None:
+        if float(np.prod([float(s) for s in shape])) * np.dtype(dtype).itemsize > 2.0**40:
+            raise ValueError(f"{fn}: {name} would have the absurd shape {tuple(shape)}")
         return np.empty(shape, dtype)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {type(out).__name__}")

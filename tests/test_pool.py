@@ -17,6 +17,7 @@ CASES = [
     (1, 4, 1, 1, (1, 1), (1, 1), (0, 0)),     # tiny
     (3, 2, 3, 3, (3, 3), (1, 1), (1, 1)),     # window as large as the image
     (1, 17, 6, 6, (4, 4), (5, 5), (2, 2)),    # stride > kernel, many channels
+    (2, 2, 6, 19, (2, 2), (2, 2), (0, 0)),    # 2x2 fast path: SIMD groups of 4 + remainder
 ]
 IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}k{c[4]}s{c[5]}p{c[6]}" for c in CASES]
 
@@ -83,6 +84,20 @@ def test_max_pool_ties_and_nan():
     assert np.isnan(y[0, 0, 1, 1]) and idx[0, 0, 1, 1] == 11  # first NaN in row-major order
     assert y[0, 0, 0, 1] == 7 and y[0, 0, 1, 0] == 13
     assert np.isnan(F.avg_pool2d(x, 2)[0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_2x2_fast_path_nan_and_ties(dtype, rng):
+    x = rng.integers(0, 3, (2, 3, 8, 22)).astype(dtype)  # many ties
+    x[0, 0, 0, 5] = np.nan
+    x[0, 1, 3, 8] = np.nan
+    x[0, 1, 2, 9] = np.nan  # two NaNs in one window: the first (row-major) wins
+    x[1, 2, 7, 21] = np.nan
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    ry, ridx = max_pool_ref(x, (2, 2), (2, 2), (0, 0))
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+    assert idx[0, 1, 1, 4] == 2 * 22 + 9
 
 
 def test_pool_thread_count_is_bitwise_irrelevant(rng, threads):

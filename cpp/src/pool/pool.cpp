@@ -3,8 +3,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "neuropil/parallel.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>  // SSE2 is the x86-64 baseline: no ISA dispatch needed
+#endif
 
 namespace neuropil {
 namespace {
@@ -14,8 +19,101 @@ void over_planes(index_t planes, const Fn& fn) {
   parallel_for(planes, get_num_threads(), [&](index_t b, index_t e) { fn(b, e); });
 }
 
+// One output row of a 2x2/stride-2 max pool over input rows r0, r1, four
+// outputs at a time with SSE2 compares and blends. Returns how many outputs
+// it wrote (a prefix; the caller finishes the row, and any group of four
+// holding a NaN, with the scalar code).
+inline index_t max_2x2_row_sse(const float* r0, const float* r1, index_t OW, index_t W,
+                               std::int64_t base, float* y, std::int64_t* idx) {
+#if defined(__SSE2__)
+  index_t j = 0;
+  alignas(16) std::int32_t kk[4];
+  const __m128i k1 = _mm_set1_epi32(1), kW = _mm_set1_epi32(static_cast<std::int32_t>(W)),
+                kW1 = _mm_set1_epi32(static_cast<std::int32_t>(W + 1));
+  for (; j + 4 <= OW; j += 4) {
+    const __m128 a0 = _mm_loadu_ps(r0 + 2 * j), a1 = _mm_loadu_ps(r0 + 2 * j + 4);
+    const __m128 b0 = _mm_loadu_ps(r1 + 2 * j), b1 = _mm_loadu_ps(r1 + 2 * j + 4);
+    const __m128 v0 = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m128 v1 = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m128 v2 = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m128 v3 = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m128 nan = _mm_or_ps(_mm_cmpunord_ps(v0, v1), _mm_cmpunord_ps(v2, v3));
+    if (_mm_movemask_ps(nan)) return j;  // scalar code handles NaN in order
+    __m128 best = v0;
+    __m128i k = _mm_setzero_si128();
+    __m128 m = _mm_cmpgt_ps(v1, best);
+    best = _mm_or_ps(_mm_and_ps(m, v1), _mm_andnot_ps(m, best));
+    k = _mm_or_si128(_mm_and_si128(_mm_castps_si128(m), k1), _mm_andnot_si128(_mm_castps_si128(m), k));
+    m = _mm_cmpgt_ps(v2, best);
+    best = _mm_or_ps(_mm_and_ps(m, v2), _mm_andnot_ps(m, best));
+    k = _mm_or_si128(_mm_and_si128(_mm_castps_si128(m), kW), _mm_andnot_si128(_mm_castps_si128(m), k));
+    m = _mm_cmpgt_ps(v3, best);
+    best = _mm_or_ps(_mm_and_ps(m, v3), _mm_andnot_ps(m, best));
+    k = _mm_or_si128(_mm_and_si128(_mm_castps_si128(m), kW1), _mm_andnot_si128(_mm_castps_si128(m), k));
+    _mm_storeu_ps(y + j, best);
+    _mm_store_si128(reinterpret_cast<__m128i*>(kk), k);
+    for (int l = 0; l < 4; ++l) idx[j + l] = base + 2 * (j + l) + kk[l];
+  }
+  return j;
+#else
+  (void)r0; (void)r1; (void)OW; (void)W; (void)base; (void)y; (void)idx;
+  return 0;
+#endif
+}
+
+// 2x2 windows, stride 2, no padding (the common case): same rules, unrolled.
+// v replaces best when larger, or when v is the first NaN (best == best
+// fails only once best is NaN, which then stays).
+template <typename T>
+void max_fwd_2x2(const T* x, const PoolGeom& g, T* y, std::int64_t* idx) {
+  const index_t OH = g.OH(), OW = g.OW(), W = g.W, HW = g.H * g.W, OHW = OH * OW;
+  over_planes(g.N * g.C, [&](index_t b, index_t e) {
+    for (index_t pl = b; pl < e; ++pl) {
+      const T* xp = x + pl * HW;
+      T* yp = y + pl * OHW;
+      std::int64_t* ip = idx + pl * OHW;
+      for (index_t i = 0; i < OH; ++i) {
+        const T* r0 = xp + 2 * i * W;
+        const T* r1 = r0 + W;
+        const std::int64_t base = 2 * i * W;
+        index_t j = 0;
+        if constexpr (std::is_same<T, float>::value)
+          j = max_2x2_row_sse(r0, r1, OW, W, base, yp + i * OW, ip + i * OW);
+        for (; j < OW; ++j) {
+          // Selects, not branches: on real data the comparisons are
+          // unpredictable. NaN (rare) takes a separate, ordered path.
+          const T v0 = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];
+          T best;
+          std::int64_t bi;
+          if ((v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3)) {
+            const std::int64_t k = v0 != v0 ? 0 : v1 != v1 ? 1 : v2 != v2 ? W : W + 1;
+            bi = base + 2 * j + k;
+            best = xp[bi];
+          } else {
+            index_t k = 0;
+            best = v0;
+            k = v1 > best ? 1 : k;
+            best = v1 > best ? v1 : best;
+            k = v2 > best ? W : k;
+            best = v2 > best ? v2 : best;
+            k = v3 > best ? W + 1 : k;
+            best = v3 > best ? v3 : best;
+            bi = base + 2 * j + k;
+          }
+          yp[i * OW + j] = best;
+          ip[i * OW + j] = bi;
+        }
+      }
+    }
+  });
+}
+
 template <typename T>
 void max_fwd(const T* x, const PoolGeom& g, T* y, std::int64_t* idx) {
+  if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0) {
+    max_fwd_2x2(x, g, y, idx);
+    return;
+  }
   const index_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, OHW = OH * OW;
   over_planes(g.N * g.C, [&](index_t b, index_t e) {
     for (index_t pl = b; pl < e; ++pl) {
@@ -83,6 +181,22 @@ inline index_t avg_divisor(const PoolGeom& g, index_t i, index_t j, bool include
 template <typename T>
 void avg_fwd(const T* x, const PoolGeom& g, bool include_pad, T* y) {
   const index_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, OHW = OH * OW;
+  if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0) {
+    const index_t W = g.W;  // every window is full: divisor 4 either way
+    over_planes(g.N * g.C, [&](index_t b, index_t e) {
+      for (index_t pl = b; pl < e; ++pl) {
+        const T* xp = x + pl * HW;
+        T* yp = y + pl * OHW;
+        for (index_t i = 0; i < OH; ++i) {
+          const T* r0 = xp + 2 * i * W;
+          const T* r1 = r0 + W;
+          for (index_t j = 0; j < OW; ++j)
+            yp[i * OW + j] = ((r0[2 * j] + r0[2 * j + 1]) + r1[2 * j] + r1[2 * j + 1]) / T(4);
+        }
+      }
+    });
+    return;
+  }
   over_planes(g.N * g.C, [&](index_t b, index_t e) {
     for (index_t pl = b; pl < e; ++pl) {
       const T* xp = x + pl * HW;

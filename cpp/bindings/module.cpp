@@ -12,6 +12,8 @@ namespace bind {
 void register_gemm(py::module_& m);
 void register_conv(py::module_& m);
 void register_pool(py::module_& m);
+void register_elementwise(py::module_& m);
+void register_optim(py::module_& m);
 }  // namespace bind
 }  // namespace neuropil
 
@@ -69,4 +71,6 @@ PYBIND11_MODULE(_kernels, m) {
   bind::register_gemm(m);
   bind::register_conv(m);
   bind::register_pool(m);
+  bind::register_elementwise(m);
+  bind::register_optim(m);
 }

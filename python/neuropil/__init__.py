@@ -11,6 +11,10 @@ import warnings as _warnings
 from . import functional
 from . import nn
 from . import image
+from . import optim
+from . import io
+from . import datasets
+from .io import save, load
 from ._random import manual_seed
 from ._config import get_num_threads, set_num_threads, show_config, get_isa, set_isa
 
@@ -20,6 +24,11 @@ __all__ = [
     "functional",
     "nn",
     "image",
+    "optim",
+    "io",
+    "datasets",
+    "save",
+    "load",
     "manual_seed",
     "get_num_threads",
     "set_num_threads",

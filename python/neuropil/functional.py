@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _kernels as _k
 
-__all__ = ["gemm"]
+__all__ = ["gemm", "sgd_update_", "adam_update_"]
 
 
 def _as_array(x, fn: str, name: str) -> np.ndarray:
@@ -71,6 +71,413 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1
         raise TypeError(f"gemm: out must be a numpy.ndarray, got {type(out).__name__}")
     _k.gemm(a_c, b_c, out, ta, tb, float(alpha), float(beta))
     return out
+
+
+# ---------------------------------------------------------------------------
+# Dense layers, activations, softmax, losses, dropout (issue 4)
+#
+# User-facing functions accept lists (converted with numpy.asarray; integer or
+# bool lists become float64). NumPy arrays are never cast silently: a non-float
+# array raises TypeError. Non-contiguous arrays are copied here, visibly.
+# Every ``out=``/``grad=`` array must be C-contiguous, writeable, of the input's
+# dtype and shape; where noted it may be the input itself (in place).
+# ---------------------------------------------------------------------------
+
+_ACT = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+_REDUCTION = {"mean": 0, "sum": 1}
+
+__all__ += [
+    "linear", "linear_backward", "relu", "sigmoid", "tanh", "relu_backward", "sigmoid_backward",
+    "tanh_backward", "bias_activation", "bias_grad", "softmax", "log_softmax", "softmax_backward",
+    "log_softmax_backward", "one_hot", "cross_entropy", "mse_loss",
+    "binary_cross_entropy_with_logits", "dropout", "dropout_backward",
+]
+
+
+def _float_input(x, fn: str, name: str) -> np.ndarray:
+    """A C-contiguous float array: lists are converted (ints -> float64), arrays are not cast."""
+    if not isinstance(x, np.ndarray):
+        x = _as_array(x, fn, name)
+        if x.dtype.kind in "biu":
+            x = x.astype(np.float64)
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    return x
+
+
+def _out_for(x: np.ndarray, out, fn: str) -> np.ndarray:
+    if out is None:
+        return np.empty(x.shape, x.dtype if x.dtype.kind == "f" else np.float64)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{fn}: out must be a numpy.ndarray, got {type(out).__name__}")
+    return out
+
+
+def _reduction_code(reduction, fn: str) -> int:
+    try:
+        return _REDUCTION[reduction]
+    except (KeyError, TypeError):
+        raise ValueError(f"{fn}: reduction must be 'mean' or 'sum', got {reduction!r}") from None
+
+
+def linear(x, weight, bias=None, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``x @ weight.T + bias`` as PyTorch's ``F.linear``.
+
+    x: ``(N, in)`` or ``(..., in)``; weight: ``(out, in)``; bias: ``(out,)`` or None;
+    result ``(N, out)`` (``(..., out)``). One GEMM (``trans_b``) into ``out`` followed
+    by a fused bias epilogue while the output is still in cache.
+    """
+    x = _float_input(x, "linear", "input")
+    weight = _float_input(weight, "linear", "weight")
+    if bias is not None:
+        bias = _float_input(bias, "linear", "bias")
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape "
+                         f"{weight.shape}")
+    if x.ndim < 1:
+        raise ValueError(f"linear: input must be (N, {weight.shape[1]}), got a 0-d array")
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+    if out is None:
+        res = np.empty((x2.shape[0], weight.shape[0]), x.dtype if x.dtype.kind == "f" else np.float64)
+    else:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"linear: out must be a numpy.ndarray, got {type(out).__name__}")
+        res = out.reshape(-1, weight.shape[0]) if out.ndim != 2 else out
+    _k.linear_forward(x2, weight, bias, res, 0)
+    if out is not None:
+        return out
+    return res.reshape(lead + (weight.shape[0],)) if x.ndim != 2 else res
+
+
+def linear_backward(grad_out, x, weight, *, grad_weight: np.ndarray | None = None,
+                    grad_bias: np.ndarray | None = None, grad_input: bool | np.ndarray = True):
+    """Gradients of ``y = x @ weight.T + bias`` given ``grad_out = dL/dy`` ``(N, out)``.
+
+    Accumulates ``grad_weight += grad_out.T @ x`` (``(out, in)``, a GEMM with beta=1
+    straight into the array) and ``grad_bias += grad_out.sum(0)`` when those arrays
+    are given. Returns ``grad_input = grad_out @ weight`` ``(N, in)``, written into
+    ``grad_input`` when it is an array, newly allocated when True, skipped (None
+    returned) when False.
+    """
+    grad_out = _float_input(grad_out, "linear_backward", "grad_out")
+    x = _float_input(x, "linear_backward", "input")
+    weight = _float_input(weight, "linear_backward", "weight")
+    if grad_input is True:
+        grad_input = np.empty(x.shape, x.dtype)
+    elif grad_input is False:
+        grad_input = None
+    _k.linear_backward(x, weight, grad_out, grad_weight, grad_bias, grad_input)
+    return grad_input
+
+
+def _activation(name: str, x, out):
+    x = _float_input(x, name, "x")
+    out = _out_for(x, out, name)
+    _k.activation_forward(x, out, _ACT[name])
+    return out
+
+
+def relu(x, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``max(x, 0)`` elementwise (NaN stays NaN); ``out`` may be ``x`` (in place)."""
+    return _activation("relu", x, out)
+
+
+def sigmoid(x, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``e^x / (1 + e^x)`` elementwise, without overflow for any ``|x|``."""
+    return _activation("sigmoid", x, out)
+
+
+def tanh(x, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Hyperbolic tangent elementwise."""
+    return _activation("tanh", x, out)
+
+
+def _activation_backward(name: str, y, grad_out, out):
+    fn = f"{name}_backward"
+    y = _float_input(y, fn, "y")
+    grad_out = _float_input(grad_out, fn, "grad_out")
+    out = _out_for(y, out, fn)
+    _k.activation_backward(y, grad_out, out, _ACT[name])
+    return out
+
+
+def relu_backward(y, grad_out, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``grad_out * (y > 0)`` from the forward output ``y = relu(x)``; ``out`` may be ``grad_out``."""
+    return _activation_backward("relu", y, grad_out, out)
+
+
+def sigmoid_backward(y, grad_out, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``grad_out * y * (1 - y)`` from the forward output ``y = sigmoid(x)``."""
+    return _activation_backward("sigmoid", y, grad_out, out)
+
+
+def tanh_backward(y, grad_out, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``grad_out * (1 - y**2)`` from the forward output ``y = tanh(x)``."""
+    return _activation_backward("tanh", y, grad_out, out)
+
+
+def bias_activation(x, bias=None, activation: str = "identity", *,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """``act(x + bias)`` for x ``(N, C)``, bias ``(C,)`` (row broadcast) in one pass.
+
+    activation: 'identity', 'relu', 'sigmoid' or 'tanh'; ``out`` may be ``x``.
+    """
+    if activation not in _ACT:
+        raise ValueError(f"bias_activation: activation must be one of {sorted(_ACT)}, "
+                         f"got {activation!r}")
+    x = _float_input(x, "bias_activation", "x")
+    if bias is not None:
+        bias = _float_input(bias, "bias_activation", "bias")
+    out = _out_for(x, out, "bias_activation")
+    _k.bias_activation(x, bias, out, _ACT[activation])
+    return out
+
+
+def bias_grad(grad_out, *, out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
+    """Column sums of ``grad_out`` ``(N, C)`` -> ``(C,)``; ``accumulate`` adds into ``out``.
+
+    Summed in fixed row chunks folded in order: identical for any thread count.
+    """
+    grad_out = _float_input(grad_out, "bias_grad", "grad_out")
+    if out is None:
+        if accumulate:
+            raise ValueError("bias_grad: accumulate=True needs out=")
+        if grad_out.ndim != 2:
+            raise ValueError(f"bias_grad: grad_out must be 2-D (N, C), got shape {grad_out.shape}")
+        out = np.empty(grad_out.shape[1], grad_out.dtype)
+    _k.bias_grad(grad_out, out, 1.0 if accumulate else 0.0)
+    return out
+
+
+def _softmax(x, axis, out, log: bool):
+    fn = "log_softmax" if log else "softmax"
+    x = _float_input(x, fn, "x")
+    if x.ndim == 0:
+        raise ValueError(f"{fn}: x must have at least 1 dimension, got a 0-d array")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
+            or not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"{fn}: axis {axis!r} is out of range for an array of rank {x.ndim}")
+    axis = int(axis) % x.ndim
+    if axis == x.ndim - 1:
+        out = _out_for(x, out, fn)
+        _k.softmax(x, out, log)
+        return out
+    xm = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+    _k.softmax(xm, xm, log)
+    res = np.moveaxis(xm, -1, axis)
+    if out is None:
+        return np.ascontiguousarray(res)
+    np.copyto(out, res)
+    return out
+
+
+def softmax(x, axis: int = -1, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (stable for any finite x).
+
+    >>> softmax([0.5, 1.8, -2.3, 0.9, 0.3]).round(2)
+    array([0.14, 0.52, 0.01, 0.21, 0.12])
+    """
+    return _softmax(x, axis, out, False)
+
+
+def log_softmax(x, axis: int = -1, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``x - max - log(sum(exp(x - max)))`` along ``axis``."""
+    return _softmax(x, axis, out, True)
+
+
+def softmax_backward(y, grad_out, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient through softmax over the last axis: ``y * (grad_out - sum(grad_out * y))``."""
+    y = _float_input(y, "softmax_backward", "y")
+    grad_out = _float_input(grad_out, "softmax_backward", "grad_out")
+    out = _out_for(y, out, "softmax_backward")
+    _k.softmax_backward(y, grad_out, out, False)
+    return out
+
+
+def log_softmax_backward(y, grad_out, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient through log_softmax over the last axis: ``grad_out - exp(y) * sum(grad_out)``."""
+    y = _float_input(y, "log_softmax_backward", "y")
+    grad_out = _float_input(grad_out, "log_softmax_backward", "grad_out")
+    out = _out_for(y, out, "log_softmax_backward")
+    _k.softmax_backward(y, grad_out, out, True)
+    return out
+
+
+def _labels(target, fn: str) -> np.ndarray:
+    """Integer class labels as C-contiguous int64 (any integer dtype accepted)."""
+    t = target if isinstance(target, np.ndarray) else _as_array(target, fn, "target")
+    if t.dtype.kind not in "iu" or t.dtype == np.bool_:
+        raise TypeError(f"{fn}: class labels must be integers, got dtype {t.dtype}")
+    if t.dtype.kind == "u" and t.dtype.itemsize == 8 and t.size and int(t.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{fn}: label {int(t.max())} is out of range")
+    if t.dtype != np.int64 or not t.flags.c_contiguous:
+        t = np.ascontiguousarray(t, dtype=np.int64)
+    return t
+
+
+def one_hot(labels, num_classes: int, *, dtype=np.float32) -> np.ndarray:
+    """``(..., num_classes)`` array with 1 at each label's index and 0 elsewhere."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes < 1:
+        raise ValueError(f"one_hot: num_classes must be a positive integer, got {num_classes!r}")
+    t = _labels(labels, "one_hot")
+    if t.size and (t.min() < 0 or t.max() >= num_classes):
+        bad = t[(t < 0) | (t >= num_classes)].flat[0]
+        raise ValueError(f"one_hot: label {int(bad)} is out of range for {num_classes} classes "
+                         f"(expected 0..{num_classes - 1})")
+    out = np.zeros(t.shape + (int(num_classes),), dtype=dtype)
+    np.put_along_axis(out, t[..., None], 1, axis=-1)
+    return out
+
+
+def cross_entropy(input, target, reduction: str = "mean", *,
+                  grad: np.ndarray | None = None) -> float:
+    """Softmax cross-entropy of logits ``input`` ``(N, C)``, fused and numerically stable.
+
+    target: integer labels ``(N,)`` (any integer dtype, each in ``0..C-1``) or one-hot /
+    probability targets ``(N, C)``. reduction 'mean' (divide by N) or 'sum'. With
+    ``grad`` (``(N, C)``, may be ``input`` itself) the gradient ``(softmax - target)/N``
+    (mean) is written there in the same pass. Returns the loss as a Python float.
+    """
+    red = _reduction_code(reduction, "cross_entropy")
+    input = _float_input(input, "cross_entropy", "input")
+    if isinstance(target, np.ndarray) and target.dtype.kind == "f" or (
+            not isinstance(target, np.ndarray) and np.ndim(target) == 2):
+        target = _float_input(target, "cross_entropy", "target")
+        if target.dtype != input.dtype and input.dtype.kind == "f":
+            target = target.astype(input.dtype)
+        if target.ndim == 1:
+            raise TypeError("cross_entropy: a 1-D target holds class labels and must be "
+                            f"integers, got dtype {target.dtype}")
+    else:
+        target = _labels(target, "cross_entropy")
+    return _k.cross_entropy(input, target, grad, red)
+
+
+def _pointwise_loss(kernel, fn, input, target, reduction, grad):
+    red = _reduction_code(reduction, fn)
+    input = _float_input(input, fn, "input")
+    target = _float_input(target, fn, "target")
+    if target.dtype != input.dtype and input.dtype.kind == "f" and target.dtype.kind == "f":
+        target = target.astype(input.dtype)
+    if target.shape != input.shape:
+        raise ValueError(f"{fn}: target must have the input's shape {input.shape}, got "
+                         f"{target.shape} (no broadcasting)")
+    return kernel(input, target, grad, red)
+
+
+def mse_loss(input, target, reduction: str = "mean", *, grad: np.ndarray | None = None) -> float:
+    """Mean (or sum) of ``(input - target)**2``; with ``grad``, writes ``2 (input - target)/n``."""
+    return _pointwise_loss(_k.mse_loss, "mse_loss", input, target, reduction, grad)
+
+
+def binary_cross_entropy_with_logits(input, target, reduction: str = "mean", *,
+                                     grad: np.ndarray | None = None) -> float:
+    """``max(x,0) - x t + log1p(exp(-|x|))`` averaged (or summed): BCE of ``sigmoid(x)``
+    without overflow; with ``grad``, writes ``(sigmoid(x) - t)/n``."""
+    return _pointwise_loss(_k.bce_with_logits, "binary_cross_entropy_with_logits", input, target,
+                           reduction, grad)
+
+
+def _check_p(p, fn: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) \
+            or not (0.0 <= float(p) < 1.0):
+        raise ValueError(f"{fn}: p must be a probability in [0, 1), got {p!r}")
+    return float(p)
+
+
+def dropout(x, p: float = 0.5, training: bool = True, *, seed: int | None = None, rng=None,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Inverted dropout: zero each element with probability ``p``, scale the rest by 1/(1-p).
+
+    The mask is a pure function of ``(seed, flat index)`` (a counter-based hash), so it
+    is the same for any thread count, and ``dropout_backward`` with the same seed
+    applies the same mask. ``seed=None`` draws one from ``neuropil._random.get_rng(rng)``.
+    ``training=False`` (or p == 0) returns ``x`` unchanged.
+    """
+    p = _check_p(p, "dropout")
+    x = _float_input(x, "dropout", "x")
+    if not training or p == 0.0:
+        return x
+    if seed is None:
+        from ._random import get_rng
+        seed = int(get_rng(rng).integers(0, 2**63))
+    out = _out_for(x, out, "dropout")
+    _k.dropout(x, out, p, int(seed), False)
+    return out
+
+
+def dropout_backward(grad_out, p: float, seed: int, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of ``dropout(x, p, seed=seed)``: the same mask and scale applied to grad_out."""
+    p = _check_p(p, "dropout_backward")
+    grad_out = _float_input(grad_out, "dropout_backward", "grad_out")
+    if p == 0.0:
+        return grad_out
+    out = _out_for(grad_out, out, "dropout_backward")
+    _k.dropout(grad_out, out, p, int(seed), True)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Optimizer updates (fused, in place; formulas in cpp/include/neuropil/optim.h)
+# ---------------------------------------------------------------------------
+
+def _update_array(x, fn: str, name: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a numpy.ndarray (updated in place), "
+                        f"got {type(x).__name__}")
+    return x
+
+
+def sgd_update_(param: np.ndarray, grad: np.ndarray, momentum_buf: np.ndarray | None = None,
+                *, lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                nesterov: bool = False, weight_decay: float = 0.0, l1: float = 0.0,
+                first_step: bool = False) -> np.ndarray:
+    """One SGD step on ``param`` in place (PyTorch's ``torch.optim.SGD`` algorithm).
+
+    ``g = grad + weight_decay*w + l1*sign(w)``; with ``momentum``:
+    ``b = g`` on the first step, else ``b = momentum*b + (1-dampening)*g``, then
+    ``g = g + momentum*b`` (nesterov) or ``g = b``; finally ``w -= lr*g``.
+    ``param``, ``grad`` and ``momentum_buf`` (needed when ``momentum != 0``,
+    updated in place) share one shape and float dtype and are C-contiguous.
+    Returns ``param``.
+    """
+    fn = "sgd_update_"
+    param = _update_array(param, fn, "param")
+    grad = _update_array(grad, fn, "grad")
+    if momentum_buf is not None:
+        momentum_buf = _update_array(momentum_buf, fn, "momentum_buf")
+    _k.sgd_update(param, grad, momentum_buf, float(lr), float(momentum), float(dampening),
+                  float(weight_decay), float(l1), bool(nesterov), bool(first_step))
+    return param
+
+
+def adam_update_(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray,
+                 exp_avg_sq: np.ndarray, max_exp_avg_sq: np.ndarray | None = None, *,
+                 lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0, step: int) -> np.ndarray:
+    """One Adam step on ``param`` in place (PyTorch's ``torch.optim.Adam`` algorithm).
+
+    ``g = grad + weight_decay*w``; ``m = b1*m + (1-b1)*g``; ``v = b2*v + (1-b2)*g²``;
+    ``w -= lr/(1-b1^step) * m / (sqrt(v̂)/sqrt(1-b2^step) + eps)`` where ``v̂`` is
+    ``v``, or with ``max_exp_avg_sq`` (AMSGrad) the running maximum of ``v``.
+    ``step`` counts updates including this one (>= 1). All arrays share one
+    shape and float dtype, are C-contiguous, and the state arrays are updated
+    in place. Returns ``param``.
+    """
+    fn = "adam_update_"
+    param = _update_array(param, fn, "param")
+    grad = _update_array(grad, fn, "grad")
+    exp_avg = _update_array(exp_avg, fn, "exp_avg")
+    exp_avg_sq = _update_array(exp_avg_sq, fn, "exp_avg_sq")
+    if max_exp_avg_sq is not None:
+        max_exp_avg_sq = _update_array(max_exp_avg_sq, fn, "max_exp_avg_sq")
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"{fn}: step must be an int, got {type(step).__name__}")
+    _k.adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, float(lr), float(beta1),
+                   float(beta2), float(eps), float(weight_decay), int(step))
+    return param
 
 
 # ---------------------------------------------------------------------------

@@ -123,6 +123,15 @@ class Module:
     def backward(self, grad_out):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
+    def backward_params(self, grad_out) -> None:
+        """Accumulate parameter gradients only; the input gradient is not wanted.
+
+        Training loops call this on the whole model: layers may then skip work
+        whose only product is the gradient with respect to the model's input
+        (``Linear`` skips one of its three GEMMs). The default runs ``backward``.
+        """
+        self.backward(grad_out)
+
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
@@ -260,6 +269,33 @@ class Module:
             else:
                 np.copyto(targets[name], arr, casting="unsafe")
 
+    # -- saving and training (implemented in neuropil.io / neuropil.training) --
+    def save(self, path, metadata=None) -> None:
+        """Write ``state_dict()`` to ``path`` (safetensors, atomic); see ``neuropil.io``."""
+        from ..io import save_module
+        save_module(self, path, metadata)
+
+    def load(self, path, strict: bool = True) -> "Module":
+        """Load weights from a safetensors file, checking names, shapes and dtypes first."""
+        from ..io import load_module
+        load_module(self, path, strict)
+        return self
+
+    def fit(self, x, y=None, **kwargs):
+        """Keras-style training loop; returns a History. See ``neuropil.training.fit``."""
+        from ..training import fit
+        return fit(self, x, y, **kwargs)
+
+    def evaluate(self, x, y=None, **kwargs) -> dict:
+        """Loss and metrics over (x, y), batched, in eval mode. See ``neuropil.training.evaluate``."""
+        from ..training import evaluate
+        return evaluate(self, x, y, **kwargs)
+
+    def predict(self, x, batch_size: int = 256, **kwargs):
+        """Outputs for x, batched, in eval mode. See ``neuropil.training.predict``."""
+        from ..training import predict
+        return predict(self, x, batch_size=batch_size, **kwargs)
+
     # -- display ------------------------------------------------------------
     def extra_repr(self) -> str:
         return ""
@@ -311,3 +347,15 @@ class Sequential(Module):
         for m in reversed(list(self._modules.values())):
             grad_out = m.backward(grad_out)
         return grad_out
+
+    def backward_params(self, grad_out) -> None:
+        """Backward without the model-input gradient: leading layers without trainable
+        parameters (Flatten, Dropout...) are skipped and the first trainable one is
+        asked for its parameter gradients only."""
+        layers = list(self._modules.values())
+        first = next((i for i, m in enumerate(layers)
+                      if any(p.requires_grad for p in m.parameters())), len(layers))
+        for m in reversed(layers[first + 1:]):
+            grad_out = m.backward(grad_out)
+        if first < len(layers):
+            layers[first].backward_params(grad_out)

@@ -1,0 +1,458 @@
+// Bindings of the elementwise/loss family and of the fused linear layer:
+// validate, extract, release the GIL, call (STYLE rule 6).
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "checks.h"
+#include "neuropil/elementwise.h"
+#include "neuropil/linear.h"
+
+namespace neuropil {
+namespace bind {
+namespace {
+
+const char* act_name(int act, bool backward) {
+  static const char* fwd[] = {"identity", "relu", "sigmoid", "tanh"};
+  static const char* bwd[] = {"identity_backward", "relu_backward", "sigmoid_backward",
+                              "tanh_backward"};
+  return backward ? bwd[act] : fwd[act];
+}
+
+Activation to_act(int act, const char* fn) {
+  if (act < 0 || act > 3)
+    throw py::value_error(std::string(fn) + ": activation code must be 0..3 (identity, relu, "
+                          "sigmoid, tanh), got " + std::to_string(act));
+  return static_cast<Activation>(act);
+}
+
+Reduction to_reduction(int r, const char* fn) {
+  if (r != 0 && r != 1)
+    throw py::value_error(std::string(fn) + ": reduction code must be 0 (mean) or 1 (sum), got " +
+                          std::to_string(r));
+  return static_cast<Reduction>(r);
+}
+
+// An input: float32/float64, C-contiguous.
+Dtype float_input(const py::array& a, const char* fn, const char* name) {
+  Dtype dt = float_dtype(a, fn, name);
+  require_c_contiguous(a, fn, name);
+  return dt;
+}
+
+// A second input with the dtype and shape of `ref`.
+void input_like(const py::array& a, const char* name, const py::array& ref, const char* ref_name,
+                const char* fn) {
+  float_dtype(a, fn, name);
+  require_same_dtype(ref, ref_name, a, name, fn);
+  std::vector<py::ssize_t> shape(ref.shape(), ref.shape() + ref.ndim());
+  require_shape(a, shape, fn, name);
+  require_c_contiguous(a, fn, name);
+}
+
+// An output with the dtype and shape of `ref`, writeable and C-contiguous.
+void out_like(const py::array& out, const char* name, const py::array& ref, const char* ref_name,
+              const char* fn) {
+  if (!out.dtype().equal(ref.dtype()))
+    throw py::type_error(std::string(fn) + ": " + name + " must be " + dtype_str(ref) + " like " +
+                         ref_name + ", got " + dtype_str(out));
+  std::vector<py::ssize_t> shape(ref.shape(), ref.shape() + ref.ndim());
+  require_shape(out, shape, fn, name);
+  require_writeable_out(out, fn, name);
+}
+
+// out may be exactly `in` (same buffer, same shape: in place) but must not partly overlap it.
+void same_or_disjoint(const py::array& out, const char* out_name, const py::array& in,
+                      const char* in_name, const char* fn) {
+  if (out.data() == in.data() && out.nbytes() == in.nbytes()) return;
+  require_no_overlap(out, out_name, in, in_name, fn);
+}
+
+// (rows, last-axis length) of an array of rank >= 1.
+std::pair<index_t, index_t> rows_cols(const py::array& a, const char* fn, const char* name) {
+  if (a.ndim() < 1)
+    throw py::value_error(std::string(fn) + ": " + name +
+                          " must have at least 1 dimension (..., C), got a 0-d array");
+  const index_t C = a.shape(a.ndim() - 1);
+  index_t N = 1;
+  for (py::ssize_t i = 0; i + 1 < a.ndim(); ++i) N *= a.shape(i);
+  return {N, C};
+}
+
+template <typename T>
+const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
+template <typename T>
+T* mptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+// Dispatch on dtype: f(float{}) or f(double{}).
+template <typename F>
+auto by_dtype(Dtype dt, F&& f) {
+  if (dt == Dtype::F32) return f(float{});
+  return f(double{});
+}
+
+// Optional array argument: None or a py::array (never converted silently).
+py::array as_array_arg(const py::object& o, const char* fn, const char* name) {
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string(fn) + ": " + name + " must be a numpy.ndarray or None, got " +
+                         py::str(py::type::of(o).attr("__name__")).cast<std::string>());
+  return o.cast<py::array>();
+}
+
+// --- activations -------------------------------------------------------------
+
+void activation_forward_b(const py::array& x, py::array& out, int act_code) {
+  const Activation act = to_act(act_code, "activation");
+  const char* fn = act_name(act_code, false);
+  const Dtype dt = float_input(x, fn, "x");
+  out_like(out, "out", x, "x", fn);
+  same_or_disjoint(out, "out", x, "x", fn);
+  const index_t n = x.size();
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T* xp = cptr<T>(x);
+    T* yp = mptr<T>(out);
+    py::gil_scoped_release release;
+    activation_forward<T>(act, n, xp, yp);
+  });
+}
+
+void activation_backward_b(const py::array& y, const py::array& dy, py::array& out, int act_code) {
+  const Activation act = to_act(act_code, "activation");
+  const char* fn = act_name(act_code, true);
+  const Dtype dt = float_input(y, fn, "y");
+  input_like(dy, "grad_out", y, "y", fn);
+  out_like(out, "out", y, "y", fn);
+  same_or_disjoint(out, "out", dy, "grad_out", fn);
+  same_or_disjoint(out, "out", y, "y", fn);
+  const index_t n = y.size();
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T *yp = cptr<T>(y), *dp = cptr<T>(dy);
+    T* op = mptr<T>(out);
+    py::gil_scoped_release release;
+    activation_backward<T>(act, n, yp, dp, op);
+  });
+}
+
+void bias_activation_b(const py::array& x, const py::object& bias_o, py::array& out, int act_code) {
+  const Activation act = to_act(act_code, "bias_activation");
+  const char* fn = "bias_activation";
+  const Dtype dt = float_input(x, fn, "x");
+  require_ndim(x, 2, fn, "x", "(N, C)");
+  const index_t N = x.shape(0), C = x.shape(1);
+  std::optional<py::array> bias;
+  if (!bias_o.is_none()) {
+    bias = as_array_arg(bias_o, fn, "bias");
+    float_dtype(*bias, fn, "bias");
+    require_same_dtype(x, "x", *bias, "bias", fn);
+    require_shape(*bias, {C}, fn, "bias");
+    require_c_contiguous(*bias, fn, "bias");
+  }
+  out_like(out, "out", x, "x", fn);
+  same_or_disjoint(out, "out", x, "x", fn);
+  if (bias) require_no_overlap(out, "out", *bias, "bias", fn);
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T* xp = cptr<T>(x);
+    const T* bp = bias ? cptr<T>(*bias) : nullptr;
+    T* yp = mptr<T>(out);
+    py::gil_scoped_release release;
+    bias_activation<T>(act, N, C, xp, bp, yp);
+  });
+}
+
+void bias_grad_b(const py::array& dy, py::array& db, double beta) {
+  const char* fn = "bias_grad";
+  const Dtype dt = float_input(dy, fn, "grad_out");
+  require_ndim(dy, 2, fn, "grad_out", "(N, C)");
+  const index_t N = dy.shape(0), C = dy.shape(1);
+  if (!db.dtype().equal(dy.dtype()))
+    throw py::type_error(std::string(fn) + ": out must be " + dtype_str(dy) +
+                         " like grad_out, got " + dtype_str(db));
+  require_shape(db, {C}, fn, "out");
+  require_writeable_out(db, fn, "out");
+  require_no_overlap(db, "out", dy, "grad_out", fn);
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T* dp = cptr<T>(dy);
+    T* bp = mptr<T>(db);
+    py::gil_scoped_release release;
+    bias_grad<T>(N, C, dp, static_cast<T>(beta), bp);
+  });
+}
+
+// --- softmax ---------------------------------------------------------------
+
+void softmax_b(const py::array& x, py::array& out, bool log) {
+  const char* fn = log ? "log_softmax" : "softmax";
+  const Dtype dt = float_input(x, fn, "x");
+  auto [N, C] = rows_cols(x, fn, "x");
+  out_like(out, "out", x, "x", fn);
+  same_or_disjoint(out, "out", x, "x", fn);
+  by_dtype(dt, [&, N = N, C = C](auto t) {
+    using T = decltype(t);
+    const T* xp = cptr<T>(x);
+    T* yp = mptr<T>(out);
+    py::gil_scoped_release release;
+    if (log)
+      log_softmax_forward<T>(N, C, xp, yp);
+    else
+      softmax_forward<T>(N, C, xp, yp);
+  });
+}
+
+void softmax_backward_b(const py::array& y, const py::array& dy, py::array& out, bool log) {
+  const char* fn = log ? "log_softmax_backward" : "softmax_backward";
+  const Dtype dt = float_input(y, fn, "y");
+  auto [N, C] = rows_cols(y, fn, "y");
+  input_like(dy, "grad_out", y, "y", fn);
+  out_like(out, "out", y, "y", fn);
+  same_or_disjoint(out, "out", dy, "grad_out", fn);
+  require_no_overlap(out, "out", y, "y", fn);
+  by_dtype(dt, [&, N = N, C = C](auto t) {
+    using T = decltype(t);
+    const T *yp = cptr<T>(y), *dp = cptr<T>(dy);
+    T* op = mptr<T>(out);
+    py::gil_scoped_release release;
+    if (log)
+      log_softmax_backward<T>(N, C, yp, dp, op);
+    else
+      softmax_backward<T>(N, C, yp, dp, op);
+  });
+}
+
+// --- losses ------------------------------------------------------------------
+
+// grad: None or an array shaped like `ref`, which may be `ref` itself but not `other`.
+std::optional<py::array> loss_grad(const py::object& grad_o, const py::array& ref,
+                                   const char* ref_name, const py::array& other,
+                                   const char* other_name, const char* fn) {
+  if (grad_o.is_none()) return std::nullopt;
+  py::array g = as_array_arg(grad_o, fn, "grad");
+  out_like(g, "grad", ref, ref_name, fn);
+  same_or_disjoint(g, "grad", ref, ref_name, fn);
+  require_no_overlap(g, "grad", other, other_name, fn);
+  return g;
+}
+
+void require_nonempty(index_t n, const char* fn, const char* name, const py::array& a) {
+  if (n == 0)
+    throw py::value_error(std::string(fn) + ": " + name + " is empty (shape " + shape_str(a) +
+                          "); a loss needs at least one sample");
+}
+
+double cross_entropy_b(const py::array& logits, const py::array& target, const py::object& grad_o,
+                       int reduction_code) {
+  const char* fn = "cross_entropy";
+  const Reduction red = to_reduction(reduction_code, fn);
+  const Dtype dt = float_input(logits, fn, "input");
+  require_ndim(logits, 2, fn, "input", "(N, C) of logits");
+  const index_t N = logits.shape(0), C = logits.shape(1);
+  require_nonempty(N, fn, "input", logits);
+  if (C == 0)
+    throw py::value_error(std::string(fn) + ": input has 0 classes (shape " + shape_str(logits) + ")");
+  const bool labels = target.ndim() == 1;
+  if (labels) {
+    if (!target.dtype().equal(py::dtype::of<std::int64_t>()))
+      throw py::type_error(std::string(fn) + ": integer class labels must be int64 here, got " +
+                           dtype_str(target) + " (neuropil.functional converts other integer dtypes)");
+    require_shape(target, {N}, fn, "target");
+    require_c_contiguous(target, fn, "target");
+    const std::int64_t* lp = cptr<std::int64_t>(target);
+    for (index_t n = 0; n < N; ++n)
+      if (lp[n] < 0 || lp[n] >= C)
+        throw py::value_error(std::string(fn) + ": target label " + std::to_string(lp[n]) +
+                              " at index " + std::to_string(n) + " is out of range for " +
+                              std::to_string(C) + " classes (expected 0.." + std::to_string(C - 1) + ")");
+  } else {
+    if (target.ndim() != 2)
+      throw py::value_error(std::string(fn) + ": target must be (N,) integer labels or (N, C) "
+                            "probabilities; got shape " + shape_str(target) + " for input " +
+                            shape_str(logits));
+    float_dtype(target, fn, "target");
+    require_same_dtype(logits, "input", target, "target", fn);
+    require_shape(target, {N, C}, fn, "target");
+    require_c_contiguous(target, fn, "target");
+  }
+  std::optional<py::array> grad = loss_grad(grad_o, logits, "input", target, "target", fn);
+  return by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T* xp = cptr<T>(logits);
+    T* gp = grad ? mptr<T>(*grad) : nullptr;
+    if (labels) {
+      const std::int64_t* lp = cptr<std::int64_t>(target);
+      py::gil_scoped_release release;
+      return softmax_cross_entropy_labels<T>(N, C, xp, lp, red, gp);
+    }
+    const T* tp = cptr<T>(target);
+    py::gil_scoped_release release;
+    return softmax_cross_entropy_targets<T>(N, C, xp, tp, red, gp);
+  });
+}
+
+template <bool Bce>
+double pointwise_loss_b(const py::array& pred, const py::array& target, const py::object& grad_o,
+                        int reduction_code) {
+  const char* fn = Bce ? "binary_cross_entropy_with_logits" : "mse_loss";
+  const Reduction red = to_reduction(reduction_code, fn);
+  const Dtype dt = float_input(pred, fn, "input");
+  input_like(target, "target", pred, "input", fn);
+  const index_t n = pred.size();
+  require_nonempty(n, fn, "input", pred);
+  std::optional<py::array> grad = loss_grad(grad_o, pred, "input", target, "target", fn);
+  return by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T *pp = cptr<T>(pred), *tp = cptr<T>(target);
+    T* gp = grad ? mptr<T>(*grad) : nullptr;
+    py::gil_scoped_release release;
+    return Bce ? bce_with_logits<T>(n, pp, tp, red, gp) : mse_loss<T>(n, pp, tp, red, gp);
+  });
+}
+
+// --- dropout -------------------------------------------------------------------
+
+void dropout_b(const py::array& x, py::array& out, double p, std::uint64_t seed, bool backward) {
+  const char* fn = backward ? "dropout_backward" : "dropout";
+  if (!(p >= 0.0 && p < 1.0))
+    throw py::value_error(std::string(fn) + ": p must be in [0, 1), got " + std::to_string(p));
+  const Dtype dt = float_input(x, fn, backward ? "grad_out" : "x");
+  out_like(out, "out", x, backward ? "grad_out" : "x", fn);
+  same_or_disjoint(out, "out", x, backward ? "grad_out" : "x", fn);
+  const index_t n = x.size();
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T* xp = cptr<T>(x);
+    T* yp = mptr<T>(out);
+    py::gil_scoped_release release;
+    if (backward)
+      dropout_backward<T>(n, p, seed, xp, yp);
+    else
+      dropout_forward<T>(n, p, seed, xp, yp);
+  });
+}
+
+// --- linear ------------------------------------------------------------------
+
+void linear_forward_b(const py::array& x, const py::array& w, const py::object& b_o,
+                      py::array& out, int act_code) {
+  const char* fn = "linear";
+  const Activation act = to_act(act_code, fn);
+  const Dtype dt = float_input(x, fn, "input");
+  require_ndim(x, 2, fn, "input", "(N, in_features)");
+  float_input(w, fn, "weight");
+  require_same_dtype(x, "input", w, "weight", fn);
+  require_ndim(w, 2, fn, "weight", "(out_features, in_features)");
+  const index_t N = x.shape(0), IN = x.shape(1), OUT = w.shape(0);
+  if (w.shape(1) != IN)
+    throw py::value_error(std::string(fn) + ": input has " + std::to_string(IN) +
+                          " features but weight is " + shape_str(w) +
+                          " (out_features, in_features); expected input (N, " +
+                          std::to_string(w.shape(1)) + "), got " + shape_str(x));
+  std::optional<py::array> b;
+  if (!b_o.is_none()) {
+    b = as_array_arg(b_o, fn, "bias");
+    float_input(*b, fn, "bias");
+    require_same_dtype(x, "input", *b, "bias", fn);
+    require_shape(*b, {OUT}, fn, "bias");
+  }
+  if (!out.dtype().equal(x.dtype()))
+    throw py::type_error(std::string(fn) + ": out must be " + dtype_str(x) + " like input, got " +
+                         dtype_str(out));
+  require_shape(out, {N, OUT}, fn, "out");
+  require_writeable_out(out, fn, "out");
+  require_no_overlap(out, "out", x, "input", fn);
+  require_no_overlap(out, "out", w, "weight", fn);
+  if (b) require_no_overlap(out, "out", *b, "bias", fn);
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T *xp = cptr<T>(x), *wp = cptr<T>(w);
+    const T* bp = b ? cptr<T>(*b) : nullptr;
+    T* yp = mptr<T>(out);
+    py::gil_scoped_release release;
+    linear_forward<T>(N, IN, OUT, xp, wp, bp, act, yp);
+  });
+}
+
+void linear_backward_b(const py::array& x, const py::array& w, const py::array& dy,
+                       const py::object& dw_o, const py::object& db_o, const py::object& dx_o) {
+  const char* fn = "linear_backward";
+  const Dtype dt = float_input(x, fn, "input");
+  require_ndim(x, 2, fn, "input", "(N, in_features)");
+  float_input(w, fn, "weight");
+  require_same_dtype(x, "input", w, "weight", fn);
+  require_ndim(w, 2, fn, "weight", "(out_features, in_features)");
+  const index_t N = x.shape(0), IN = x.shape(1), OUT = w.shape(0);
+  require_shape(w, {OUT, IN}, fn, "weight");
+  float_input(dy, fn, "grad_out");
+  require_same_dtype(x, "input", dy, "grad_out", fn);
+  require_shape(dy, {N, OUT}, fn, "grad_out");
+  const py::array* ins[] = {&x, &w, &dy};
+  const char* in_names[] = {"input", "weight", "grad_out"};
+  auto out_arg = [&](const py::object& o, const char* name,
+                     std::vector<py::ssize_t> shape) -> std::optional<py::array> {
+    if (o.is_none()) return std::nullopt;
+    py::array a = as_array_arg(o, fn, name);
+    if (!a.dtype().equal(x.dtype()))
+      throw py::type_error(std::string(fn) + ": " + name + " must be " + dtype_str(x) +
+                           " like input, got " + dtype_str(a));
+    require_shape(a, shape, fn, name);
+    require_writeable_out(a, fn, name);
+    for (int i = 0; i < 3; ++i) require_no_overlap(a, name, *ins[i], in_names[i], fn);
+    return a;
+  };
+  std::optional<py::array> dw = out_arg(dw_o, "grad_weight", {OUT, IN});
+  std::optional<py::array> db = out_arg(db_o, "grad_bias", {OUT});
+  std::optional<py::array> dx = out_arg(dx_o, "grad_input", {N, IN});
+  if (dw && db) require_no_overlap(*dw, "grad_weight", *db, "grad_bias", fn);
+  if (dw && dx) require_no_overlap(*dx, "grad_input", *dw, "grad_weight", fn);
+  if (db && dx) require_no_overlap(*dx, "grad_input", *db, "grad_bias", fn);
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T *xp = cptr<T>(x), *wp = cptr<T>(w), *dp = cptr<T>(dy);
+    T* dwp = dw ? mptr<T>(*dw) : nullptr;
+    T* dbp = db ? mptr<T>(*db) : nullptr;
+    T* dxp = dx ? mptr<T>(*dx) : nullptr;
+    py::gil_scoped_release release;
+    linear_backward<T>(N, IN, OUT, xp, wp, dp, dwp, dbp, dxp);
+  });
+}
+
+}  // namespace
+
+void register_elementwise(py::module_& m) {
+  m.def("activation_forward", &activation_forward_b, py::arg("x"), py::arg("out"), py::arg("act"),
+        "out = act(x); act: 0 identity, 1 relu, 2 sigmoid, 3 tanh. out may be x.");
+  m.def("activation_backward", &activation_backward_b, py::arg("y"), py::arg("grad_out"),
+        py::arg("out"), py::arg("act"),
+        "out = grad_out * act'(.) from the cached output y = act(x). out may be grad_out.");
+  m.def("bias_activation", &bias_activation_b, py::arg("x"), py::arg("bias"), py::arg("out"),
+        py::arg("act"), "out[N, C] = act(x + bias[C]); bias may be None; out may be x.");
+  m.def("bias_grad", &bias_grad_b, py::arg("grad_out"), py::arg("out"), py::arg("beta") = 0.0,
+        "out[C] = beta * out + column sums of grad_out[N, C] (deterministic).");
+  m.def("softmax", &softmax_b, py::arg("x"), py::arg("out"), py::arg("log") = false,
+        "softmax (or log_softmax) over the last axis; out may be x.");
+  m.def("softmax_backward", &softmax_backward_b, py::arg("y"), py::arg("grad_out"),
+        py::arg("out"), py::arg("log") = false,
+        "gradient of (log_)softmax over the last axis from its output y.");
+  m.def("cross_entropy", &cross_entropy_b, py::arg("input"), py::arg("target"),
+        py::arg("grad") = py::none(), py::arg("reduction") = 0,
+        "fused softmax-cross-entropy: returns the loss, writes d loss/d input into grad. "
+        "target: int64 labels (N,) or probabilities (N, C).");
+  m.def("mse_loss", &pointwise_loss_b<false>, py::arg("input"), py::arg("target"),
+        py::arg("grad") = py::none(), py::arg("reduction") = 0);
+  m.def("bce_with_logits", &pointwise_loss_b<true>, py::arg("input"), py::arg("target"),
+        py::arg("grad") = py::none(), py::arg("reduction") = 0);
+  m.def("dropout", &dropout_b, py::arg("x"), py::arg("out"), py::arg("p"), py::arg("seed"),
+        py::arg("backward") = false,
+        "inverted dropout with a counter-based mask keyed by seed (same for any thread count).");
+  m.def("linear_forward", &linear_forward_b, py::arg("input"), py::arg("weight"), py::arg("bias"),
+        py::arg("out"), py::arg("act") = 0,
+        "out = act(input @ weight.T + bias): one gemm plus a fused epilogue.");
+  m.def("linear_backward", &linear_backward_b, py::arg("input"), py::arg("weight"),
+        py::arg("grad_out"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad_input"),
+        "grad_weight += grad_out.T @ input; grad_bias += column sums; grad_input = grad_out @ "
+        "weight. Any output may be None (skipped).");
+}
+
+}  // namespace bind
+}  // namespace neuropil

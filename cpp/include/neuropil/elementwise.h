@@ -1,0 +1,116 @@
+// Elementwise and loss kernels: activations, bias, softmax, losses, dropout.
+//
+// Conventions (all functions, T = float or double, explicitly instantiated):
+//   - Row-major, C-contiguous buffers; a "row" is the last axis. Sizes are index_t.
+//   - Inputs first (const T*), sizes, then outputs last; noexcept; no allocation the
+//     caller sees (a reduction may keep a small vector of per-chunk partials).
+//   - "in place allowed" means the output pointer may EQUAL the named input; any other
+//     overlap is undefined (the bindings reject it).
+//   - NaN propagates through forward kernels (never trapped, never turned into a crash).
+//   - Work is split over rows / fixed blocks with parallel_for. Every output element is
+//     computed by one thread with the same operations whatever the thread count; every
+//     reduction (bias gradient, loss sums) folds partials of FIXED-size chunks in chunk
+//     order, so results are bitwise identical for any number of threads.
+//   - Loss values are accumulated in double and returned as double.
+#pragma once
+#include <cstdint>
+
+#include "neuropil/common.h"
+
+namespace neuropil {
+
+enum class Activation : int { Identity = 0, Relu = 1, Sigmoid = 2, Tanh = 3 };
+enum class Reduction : int { Mean = 0, Sum = 1 };
+
+// --- activations -----------------------------------------------------------
+// activation_forward: y[n] = act(x[n]) over n elements; in place allowed (y == x).
+//   relu(x)    = x < 0 ? 0 : x            (NaN stays NaN)
+//   sigmoid(x) = e^x / (1 + e^x), computed as 1/(1+e^-|x|) for x >= 0 and
+//                e^-|x| / (1+e^-|x|) otherwise: no overflow for any |x|; +-inf -> 1, 0.
+//   tanh(x)    = std::tanh(x)
+//   identity   = copy (nothing when y == x)
+template <typename T>
+void activation_forward(Activation act, index_t n, const T* x, T* y) noexcept;
+
+// activation_backward: dx[n] = dy[n] * act'(x[n]), written through the cached OUTPUT
+// y = act(x), so the input need not be kept:
+//   relu: y > 0 ? dy : 0;  sigmoid: dy * y * (1 - y);  tanh: dy * (1 - y*y);  identity: dy.
+// In place allowed (dx == dy).
+template <typename T>
+void activation_backward(Activation act, index_t n, const T* y, const T* dy, T* dx) noexcept;
+
+// --- bias ------------------------------------------------------------------
+// bias_activation: y[N, C] = act(x[N, C] + bias[C]) (row broadcast), one pass over
+// memory; the epilogue applied right after a GEMM wrote x. bias == nullptr: act only.
+// In place allowed (y == x): this is how linear_forward uses it.
+template <typename T>
+void bias_activation(Activation act, index_t N, index_t C, const T* x, const T* bias,
+                     T* y) noexcept;
+
+// bias_grad: db[C] = beta * db[C] + sum_{n<N} dy[n, c]   (column sums over the batch).
+// beta == 0: db is write-only (NaN there never leaks). Rows are summed in fixed
+// chunks of 512 (each chunk row by row, in order), chunk partials folded in order.
+template <typename T>
+void bias_grad(index_t N, index_t C, const T* dy, T beta, T* db) noexcept;
+
+// --- softmax over the last axis ---------------------------------------------
+// softmax:     y[n, c] = exp(x[n,c] - m_n) / sum_k exp(x[n,k] - m_n),  m_n = max_k x[n,k]
+// log_softmax: y[n, c] = x[n,c] - m_n - log(sum_k exp(x[n,k] - m_n))
+// Stable for any finite x (max subtraction). In place allowed. A row containing NaN
+// gives NaN; a row of all -inf gives NaN (as PyTorch).
+template <typename T>
+void softmax_forward(index_t N, index_t C, const T* x, T* y) noexcept;
+template <typename T>
+void log_softmax_forward(index_t N, index_t C, const T* x, T* y) noexcept;
+
+// softmax_backward:     dx[n, c] = y[n,c] * (dy[n,c] - sum_k dy[n,k] y[n,k])   (y = softmax)
+// log_softmax_backward: dx[n, c] = dy[n,c] - exp(y[n,c]) * sum_k dy[n,k]      (y = log_softmax)
+// In place allowed (dx == dy).
+template <typename T>
+void softmax_backward(index_t N, index_t C, const T* y, const T* dy, T* dx) noexcept;
+template <typename T>
+void log_softmax_backward(index_t N, index_t C, const T* y, const T* dy, T* dx) noexcept;
+
+// --- fused softmax + cross-entropy (forward and backward in one pass) ---------
+// logits [N, C]; with s = N (Mean) or 1 (Sum), returns L = (1/s) sum_n loss_n and,
+// when grad != nullptr, writes grad[N, C] = dL/dlogits:
+//   labels [N] (each in 0..C-1; the bindings check):
+//       loss_n = logsumexp(x_n) - x_n[label_n]
+//       grad[n, c] = (softmax(x_n)_c - [c == label_n]) / s
+//   targets [N, C] (one-hot or probabilities; any real values):
+//       loss_n = -sum_c t[n,c] * log_softmax(x_n)_c
+//       grad[n, c] = (softmax(x_n)_c * sum_k t[n,k] - t[n,c]) / s   (= (p - t)/s when rows sum to 1)
+// grad == logits allowed (in place). Row losses are summed in double in fixed chunks
+// of 256 rows folded in order.
+template <typename T>
+double softmax_cross_entropy_labels(index_t N, index_t C, const T* logits,
+                                    const std::int64_t* labels, Reduction reduction,
+                                    T* grad) noexcept;
+template <typename T>
+double softmax_cross_entropy_targets(index_t N, index_t C, const T* logits, const T* targets,
+                                     Reduction reduction, T* grad) noexcept;
+
+// --- elementwise losses over n elements (s = n for Mean, 1 for Sum) ------------
+// mse_loss: L = (1/s) sum_i (p_i - t_i)^2;  grad_i = 2 (p_i - t_i) / s.
+// bce_with_logits: l_i = max(x_i, 0) - x_i t_i + log1p(exp(-|x_i|))   (= -t log σ(x) - (1-t) log(1-σ(x)),
+//   never overflows); L = (1/s) sum_i l_i;  grad_i = (σ(x_i) - t_i) / s.
+// grad may be nullptr (loss only) or equal pred/logits (in place). Sums in double over
+// fixed chunks of 4096 elements folded in order.
+template <typename T>
+double mse_loss(index_t n, const T* pred, const T* target, Reduction reduction, T* grad) noexcept;
+template <typename T>
+double bce_with_logits(index_t n, const T* logits, const T* target, Reduction reduction,
+                       T* grad) noexcept;
+
+// --- dropout (inverted) -------------------------------------------------------
+// keep_i = (splitmix64(seed + (i + 1) * 0x9E3779B97F4A7C15) >> 32) >= round(p * 2^32)
+// dropout_forward:  y_i = keep_i ? x_i / (1 - p) : 0        (0 <= p < 1)
+// dropout_backward: dx_i = keep_i ? dy_i / (1 - p) : 0      (same seed -> same mask)
+// The mask is a pure function of (seed, i): identical for any thread count, and
+// backward regenerates it instead of storing it. In place allowed.
+template <typename T>
+void dropout_forward(index_t n, double p, std::uint64_t seed, const T* x, T* y) noexcept;
+template <typename T>
+void dropout_backward(index_t n, double p, std::uint64_t seed, const T* dy, T* dx) noexcept;
+
+}  // namespace neuropil

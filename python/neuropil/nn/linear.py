@@ -1,0 +1,167 @@
+"""Fully connected layer (PyTorch's ``nn.Linear``): ``y = x @ weight.T + bias``."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .._random import get_rng
+from .module import Module, Parameter
+
+__all__ = ["Linear", "Identity", "Flatten"]
+
+
+def _check_features(value, name: str, layer: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias``.
+
+    Shapes: input ``(N, in_features)`` (or ``(..., in_features)``), output
+    ``(N, out_features)``; ``weight`` ``(out_features, in_features)``, ``bias``
+    ``(out_features,)`` as PyTorch (so ``state_dict`` keys and shapes match).
+    Initialisation as PyTorch: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)),
+    drawn in float64 from ``neuropil._random.get_rng(rng)`` then cast.
+
+    forward caches the input (a reference, no copy); backward accumulates
+    ``weight.grad += dy.T @ x`` (a GEMM with beta=1 straight into the gradient),
+    ``bias.grad += dy.sum(0)`` and returns ``dy @ weight``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None,
+                 dtype=np.float32):
+        super().__init__()
+        self.in_features = _check_features(in_features, "in_features", "Linear")
+        self.out_features = _check_features(out_features, "out_features", "Linear")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"Linear: dtype must be float32 or float64, got {dtype}")
+        self.weight = Parameter(np.zeros((self.out_features, self.in_features), dtype))
+        self.bias = Parameter(np.zeros(self.out_features, dtype)) if bias else None
+        self._x = None
+        self.reset_parameters(rng)
+
+    def reset_parameters(self, rng=None) -> None:
+        """Redraw weight and bias from U(-1/sqrt(in_features), 1/sqrt(in_features))."""
+        g = get_rng(rng)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.weight.data[...] = g.uniform(-bound, bound, self.weight.shape)
+        if self.bias is not None:
+            self.bias.data[...] = g.uniform(-bound, bound, self.bias.shape)
+
+    def _name(self) -> str:
+        return f"Linear({self.in_features}, {self.out_features})"
+
+    def forward(self, x):
+        w = self.weight.data
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.ndim < 1 or x.shape[-1] != self.in_features or (x.ndim == 1):
+            raise ValueError(f"{self._name()}: expected input (N, {self.in_features}), "
+                             f"got {x.shape}")
+        if x.dtype != w.dtype:
+            raise TypeError(f"{self._name()}: input is {x.dtype} but the layer's parameters are "
+                            f"{w.dtype}; convert the input with .astype(np.{w.dtype}) or the "
+                            f"model with .{'double' if x.dtype == np.float64 else 'float'}()")
+        lead = x.shape[:-1]
+        if x.ndim != 2:
+            x = x.reshape(-1, self.in_features)
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        y = self._scratch("out", (x.shape[0], self.out_features), w.dtype)
+        F.linear(x, w, None if self.bias is None else self.bias.data, out=y)
+        self._x = x
+        self._lead = lead
+        return y if len(lead) == 1 else y.reshape(lead + (self.out_features,))
+
+    def _grad_out(self, grad_out) -> np.ndarray:
+        x = self._x
+        if x is None:
+            raise RuntimeError(f"{self._name()}: backward called before forward")
+        if not isinstance(grad_out, np.ndarray) or grad_out.dtype != x.dtype:
+            raise TypeError(f"{self._name()}: grad_out must be a {x.dtype} array, got "
+                            f"{getattr(grad_out, 'dtype', type(grad_out).__name__)}")
+        expect = self._lead + (self.out_features,)
+        if grad_out.shape != expect:
+            raise ValueError(f"{self._name()}: expected grad_out {expect}, got {grad_out.shape}")
+        if grad_out.ndim != 2:
+            grad_out = grad_out.reshape(-1, self.out_features)
+        if not grad_out.flags.c_contiguous:
+            grad_out = np.ascontiguousarray(grad_out)
+        return grad_out
+
+    def _backward(self, grad_out, need_input: bool):
+        g = self._grad_out(grad_out)
+        x = self._x
+        w, b = self.weight, self.bias
+        dx = self._scratch("grad_in", x.shape, x.dtype) if need_input else None
+        F.linear_backward(g, x, w.data,
+                          grad_weight=w.grad if w.requires_grad else None,
+                          grad_bias=b.grad if b is not None and b.requires_grad else None,
+                          grad_input=dx if need_input else False)
+        if dx is not None and len(self._lead) != 1:
+            dx = dx.reshape(self._lead + (self.in_features,))
+        return dx
+
+    def backward(self, grad_out):
+        return self._backward(grad_out, True)
+
+    def backward_params(self, grad_out) -> None:
+        self._backward(grad_out, False)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Identity(Module):
+    """Returns its input unchanged (a placeholder, as PyTorch's ``nn.Identity``)."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad_out):
+        return grad_out
+
+
+class Flatten(Module):
+    """Flattens dims ``start_dim..end_dim`` into one: ``(N, C, H, W) -> (N, C*H*W)``.
+
+    Returns a view when the input is contiguous; backward reshapes the gradient
+    back to the input's shape.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        for name, v in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"Flatten: {name} must be an int, got {v!r}")
+        self.start_dim = int(start_dim)
+        self.end_dim = int(end_dim)
+        self._in_shape = None
+
+    def forward(self, x):
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        nd = x.ndim
+        s = self.start_dim + nd if self.start_dim < 0 else self.start_dim
+        e = self.end_dim + nd if self.end_dim < 0 else self.end_dim
+        if not (0 <= s < max(nd, 1) and 0 <= e < max(nd, 1) and s <= e):
+            raise ValueError(f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}): "
+                             f"invalid for an input of shape {x.shape}")
+        self._in_shape = x.shape
+        if nd == 0:
+            return x.reshape(1)
+        return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
+
+    def backward(self, grad_out):
+        if self._in_shape is None:
+            raise RuntimeError("Flatten: backward called before forward")
+        return np.asarray(grad_out).reshape(self._in_shape)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -1,0 +1,76 @@
+"""Fashion-MNIST loader: the real files when installed, synthetic idx files otherwise."""
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from neuropil import datasets
+
+INSTALLED = os.path.exists(os.path.join(datasets.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz"))
+
+
+@pytest.mark.skipif(not INSTALLED, reason="dataset-fashion-mnist is not installed "
+                    "(apt-get install dataset-fashion-mnist)")
+def test_real_fashion_mnist():
+    (xtr, ytr), (xte, yte) = datasets.load_fashion_mnist()
+    assert xtr.shape == (60000, 28, 28) and xtr.dtype == np.uint8
+    assert xte.shape == (10000, 28, 28) and yte.dtype == np.int64
+    assert np.array_equal(np.bincount(ytr), np.full(10, 6000))
+    assert np.array_equal(np.bincount(yte), np.full(10, 1000))
+    assert 0 < xtr.mean() < 255
+
+
+def _write_idx(path, arr, magic=None, gz=True):
+    ndim = arr.ndim
+    head = (magic if magic is not None else 0x0800 + ndim).to_bytes(4, "big")
+    head += b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    data = head + arr.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+def _fake_dir(tmp_path, gz=True, **overrides):
+    rng = np.random.default_rng(0)
+    sfx = ".gz" if gz else ""
+    files = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (60000, 28, 28)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, 60000),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (10000, 28, 28)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, 10000),
+    }
+    for name, arr in files.items():
+        arr, magic = overrides.get(name, (arr, None))
+        _write_idx(tmp_path / (name + sfx), arr, magic, gz)
+    return files
+
+
+def test_synthetic_files_round_trip(tmp_path):
+    files = _fake_dir(tmp_path, gz=False)
+    (xtr, ytr), (xte, yte) = datasets.load_fashion_mnist(tmp_path)
+    np.testing.assert_array_equal(xte, files["t10k-images-idx3-ubyte"])
+    np.testing.assert_array_equal(ytr, files["train-labels-idx1-ubyte"])
+    assert ytr.dtype == np.int64 and xtr.dtype == np.uint8
+
+
+def test_missing_dataset_says_how_to_install(tmp_path):
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        datasets.load_fashion_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"t10k-labels-idx1-ubyte": (np.zeros(10000), 0x0803)}, "magic"),
+    ({"t10k-labels-idx1-ubyte": (np.zeros(9999), None)}, "shape"),
+    ({"t10k-labels-idx1-ubyte": (np.full(10000, 12), None)}, "labels"),
+])
+def test_corrupted_idx_files(tmp_path, override, match):
+    _fake_dir(tmp_path, gz=False, **override)
+    with pytest.raises(ValueError, match=match):
+        datasets.load_fashion_mnist(tmp_path)
+
+
+def test_truncated_idx_file(tmp_path):
+    _fake_dir(tmp_path, gz=False)
+    p = tmp_path / "t10k-images-idx3-ubyte"
+    p.write_bytes(p.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="truncated"):
+        datasets.load_fashion_mnist(tmp_path)

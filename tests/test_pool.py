@@ -148,6 +148,9 @@ def test_pool_bad_inputs(rng):
     bad[0, 0, 0, 0] = 99
     with pytest.raises(ValueError, match="outside"):
         F.max_pool2d_backward(y, bad, x.shape, 2)
+    bad[0, 0, 0, 0] = 2  # inside the plane, but in another output's window
+    with pytest.raises(ValueError, match="outside"):
+        F.max_pool2d_backward(y, bad, x.shape, 2)
     with pytest.raises(TypeError, match="indices must be int64"):
         F.max_pool2d_backward(y, idx.astype(np.int32), x.shape, 2)
     with pytest.raises(ValueError, match=r"grad_out must have shape \(1, 2, 2, 2\)"):

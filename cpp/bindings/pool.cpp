@@ -91,25 +91,22 @@ void max_bwd_binding(const py::array& dy, const py::array& idx, py::array& dx, P
   check_out(dx, dy, {g.N, g.C, g.H, g.W}, fn, "grad_input");
   require_no_overlap(dx, "grad_input", idx, "indices", fn);
   const auto* ip = static_cast<const std::int64_t*>(idx.data());
-  {
-    // Indices come from Python: each must lie inside its window's plane.
-    const index_t total = g.N * g.C * g.OH() * g.OW(), HW = g.H * g.W;
-    for (index_t k = 0; k < total; ++k)
-      if (ip[k] < 0 || ip[k] >= HW)
-        throw py::value_error(std::string(fn) + ": indices hold " + std::to_string(ip[k]) +
-                              ", outside [0, H*W=" + std::to_string(HW) + ")");
-  }
+  index_t bad = 0;
   if (dt == Dtype::F32) {
     const float* gp = static_cast<const float*>(dy.data());
     float* dp = static_cast<float*>(dx.mutable_data());
     py::gil_scoped_release release;
-    max_pool2d_backward(gp, ip, g, dp);
+    bad = max_pool2d_backward(gp, ip, g, dp);
   } else {
     const double* gp = static_cast<const double*>(dy.data());
     double* dp = static_cast<double*>(dx.mutable_data());
     py::gil_scoped_release release;
-    max_pool2d_backward(gp, ip, g, dp);
+    bad = max_pool2d_backward(gp, ip, g, dp);
   }
+  if (bad)
+    throw py::value_error(std::string(fn) + ": " + std::to_string(bad) +
+                          " indices point outside their window (indices must come from "
+                          "max_pool2d with the same geometry); grad_input is not valid");
 }
 
 void avg_fwd_binding(const py::array& x, py::array& out, Pair kernel, Pair stride, Pair padding,

@@ -32,11 +32,14 @@ struct PoolGeom {
 
 void max_pool2d_forward(const float* x, const PoolGeom& g, float* y, std::int64_t* idx) noexcept;
 void max_pool2d_forward(const double* x, const PoolGeom& g, double* y, std::int64_t* idx) noexcept;
-// dx [N, C, H, W] (overwritten) from dy and idx [N, C, OH, OW].
-void max_pool2d_backward(const float* dy, const std::int64_t* idx, const PoolGeom& g,
-                         float* dx) noexcept;
-void max_pool2d_backward(const double* dy, const std::int64_t* idx, const PoolGeom& g,
-                         double* dx) noexcept;
+// dx [N, C, H, W] (overwritten) from dy and idx [N, C, OH, OW] as written by
+// max_pool2d_forward. Returns how many indices were invalid (outside the
+// plane; for 2x2/stride-2/unpadded pools, outside their window): those are
+// skipped (nothing is written out of bounds) and dx is then not meaningful.
+index_t max_pool2d_backward(const float* dy, const std::int64_t* idx, const PoolGeom& g,
+                            float* dx) noexcept;
+index_t max_pool2d_backward(const double* dy, const std::int64_t* idx, const PoolGeom& g,
+                            double* dx) noexcept;
 
 void avg_pool2d_forward(const float* x, const PoolGeom& g, bool count_include_pad,
                         float* y) noexcept;

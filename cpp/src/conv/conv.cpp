@@ -128,13 +128,33 @@ T row_sum(const T* r, index_t n) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+// Dot product of a[0..n) and b[0..n) in a fixed order (8 interleaved lanes).
+template <typename T>
+T row_dot(const T* a, const T* b, index_t n) {
+  T acc[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
+  index_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[j + l] * b[j + l];
+  for (int l = 0; j < n; ++j, ++l) acc[l] += a[j] * b[j];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+// GEMM depth below which dW = dy @ cols^T is computed as plain dot products:
+// with a handful of columns (e.g. 3x3 on one input channel) the packed GEMM
+// spends its time on edge tiles.
+constexpr index_t kSmallK = 16;
+
 // Runs fn(begin, end) over [0, n): split over threads when there are at
 // least as many items as threads, else serially so that the GEMMs inside
 // can use the threads themselves. Either way each item is computed the same.
+// Below this many flops a call runs on one thread: waking a second one (and
+// the barrier at the end) costs more than it saves on small images.
+constexpr double kParallelWork = 2e5;
+
 template <typename Fn>
-void over_items(index_t n, const Fn& fn) {
+void over_items(index_t n, const Fn& fn, double work = 1e18) {
   const int threads = get_num_threads();
-  if (threads > 1 && n >= threads)
+  if (threads > 1 && n >= threads && work >= kParallelWork)
     parallel_for(n, threads, [&](index_t b, index_t e) { fn(b, e); });
   else
     fn(0, n);
@@ -145,7 +165,7 @@ void im2col_batch(const T* x, const ConvGeom& g, T* cols) {
   const index_t in = g.C * g.H * g.W, out = g.K() * g.OH() * g.OW();
   over_items(g.N, [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) im2col_image(x + n * in, g, cols + n * out);
-  });
+  }, double(g.N) * double(out));
 }
 
 template <typename T>
@@ -153,13 +173,14 @@ void col2im_batch(const T* cols, const ConvGeom& g, T* x) {
   const index_t in = g.C * g.H * g.W, out = g.K() * g.OH() * g.OW();
   over_items(g.N, [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) col2im_image(cols + n * out, g, x + n * in);
-  });
+  }, double(g.N) * double(out));
 }
 
 template <typename T>
 void forward(const T* x, const T* w, const T* bias, const ConvGeom& g, T* y) {
   const index_t OHW = g.OH() * g.OW(), K = g.K(), in = g.C * g.H * g.W;
   const bool pw = g.pointwise();
+  const double work = 2.0 * double(g.N) * double(g.OC) * double(K) * double(OHW);
   over_items(g.N, [&](index_t b, index_t e) {
     T* cols = pw ? nullptr : cols_buffer().get<T>(K * OHW);
     for (index_t n = b; n < e; ++n) {
@@ -175,7 +196,7 @@ void forward(const T* x, const T* w, const T* bias, const ConvGeom& g, T* y) {
         }
       }
     }
-  });
+  }, work);
 }
 
 template <typename T>
@@ -189,6 +210,7 @@ void backward(const T* x, const T* w, const T* dy, const ConvGeom& g, T* dx, T* 
   const index_t psize = (want_w ? wsize : 0) + (want_b ? g.OC : 0);
   T* partials = psize ? partial_buffer().get<T>(psize * nchunks) : nullptr;
 
+  const double work = 4.0 * double(g.N) * double(g.OC) * double(K) * double(OHW);
   over_items(nchunks, [&](index_t cb, index_t ce) {
     const index_t cols_size = pw ? 0 : K * OHW;
     T* cols = pw ? nullptr : cols_buffer().get<T>(cols_size);
@@ -201,8 +223,17 @@ void backward(const T* x, const T* w, const T* dy, const ConvGeom& g, T* dx, T* 
         if (want_w) {
           const T* xn = x + n * in;
           if (!pw) im2col_image(xn, g, cols);
-          gemm(Trans::No, Trans::Yes, g.OC, K, OHW, T(1), dyn, OHW, pw ? xn : cols, OHW,
-               n == n0 ? T(0) : T(1), pw_part, K);
+          const T* cn = pw ? xn : cols;
+          if (K < kSmallK) {
+            for (index_t o = 0; o < g.OC; ++o)
+              for (index_t k = 0; k < K; ++k) {
+                const T d = row_dot(dyn + o * OHW, cn + k * OHW, OHW);
+                pw_part[o * K + k] = n == n0 ? d : pw_part[o * K + k] + d;
+              }
+          } else {
+            gemm(Trans::No, Trans::Yes, g.OC, K, OHW, T(1), dyn, OHW, cn, OHW,
+                 n == n0 ? T(0) : T(1), pw_part, K);
+          }
         }
         if (want_b) {
           for (index_t o = 0; o < g.OC; ++o) {
@@ -221,7 +252,7 @@ void backward(const T* x, const T* w, const T* dy, const ConvGeom& g, T* dx, T* 
         }
       }
     }
-  });
+  }, work);
 
   if (psize == 0) return;
   // Fold chunk partials in chunk order; elements are independent.
@@ -235,7 +266,7 @@ void backward(const T* x, const T* w, const T* dy, const ConvGeom& g, T* dx, T* 
       for (index_t ch = 1; ch < nchunks; ++ch) s += partials[ch * psize + i];
       *dst = s;
     }
-  });
+  }, double(psize) * double(nchunks));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <atomic>
 #include <type_traits>
 
 #include "neuropil/parallel.h"
@@ -14,9 +15,11 @@
 namespace neuropil {
 namespace {
 
+// Memory-bound: a second thread only pays off on large tensors.
 template <typename Fn>
-void over_planes(index_t planes, const Fn& fn) {
-  parallel_for(planes, get_num_threads(), [&](index_t b, index_t e) { fn(b, e); });
+void over_planes(index_t planes, index_t plane_size, const Fn& fn) {
+  const int threads = double(planes) * double(plane_size) < 65536.0 ? 1 : get_num_threads();
+  parallel_for(planes, threads, [&](index_t b, index_t e) { fn(b, e); });
 }
 
 // One output row of a 2x2/stride-2 max pool over input rows r0, r1, four
@@ -67,7 +70,7 @@ inline index_t max_2x2_row_sse(const float* r0, const float* r1, index_t OW, ind
 template <typename T>
 void max_fwd_2x2(const T* x, const PoolGeom& g, T* y, std::int64_t* idx) {
   const index_t OH = g.OH(), OW = g.OW(), W = g.W, HW = g.H * g.W, OHW = OH * OW;
-  over_planes(g.N * g.C, [&](index_t b, index_t e) {
+  over_planes(g.N * g.C, g.H * g.W, [&](index_t b, index_t e) {
     for (index_t pl = b; pl < e; ++pl) {
       const T* xp = x + pl * HW;
       T* yp = y + pl * OHW;
@@ -115,7 +118,7 @@ void max_fwd(const T* x, const PoolGeom& g, T* y, std::int64_t* idx) {
     return;
   }
   const index_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, OHW = OH * OW;
-  over_planes(g.N * g.C, [&](index_t b, index_t e) {
+  over_planes(g.N * g.C, g.H * g.W, [&](index_t b, index_t e) {
     for (index_t pl = b; pl < e; ++pl) {
       const T* xp = x + pl * HW;
       T* yp = y + pl * OHW;
@@ -153,17 +156,62 @@ void max_fwd(const T* x, const PoolGeom& g, T* y, std::int64_t* idx) {
 }
 
 template <typename T>
-void max_bwd(const T* dy, const std::int64_t* idx, const PoolGeom& g, T* dx) {
+index_t max_bwd(const T* dy, const std::int64_t* idx, const PoolGeom& g, T* dx) {
   const index_t HW = g.H * g.W, OHW = g.OH() * g.OW();
-  over_planes(g.N * g.C, [&](index_t b, index_t e) {
+  // Invalid indices (an integer count: the order of the additions is irrelevant).
+  std::atomic<index_t> bad{0};
+  if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0) {
+    // Windows tile the image without overlap: write every covered element
+    // once (dy where it was the max, else 0) instead of zero-fill + scatter.
+    const index_t OH = g.OH(), OW = g.OW(), W = g.W;
+    over_planes(g.N * g.C, HW, [&](index_t b, index_t e) {
+      for (index_t pl = b; pl < e; ++pl) {
+        T* dp = dx + pl * HW;
+        const T* gp = dy + pl * OHW;
+        const std::int64_t* ip = idx + pl * OHW;
+        for (index_t i = 0; i < OH; ++i) {
+          T* r0 = dp + 2 * i * W;
+          T* r1 = r0 + W;
+          const std::int64_t base = 2 * i * W;
+          index_t nbad = 0;
+          for (index_t j = 0; j < OW; ++j) {
+            const T v = gp[i * OW + j];
+            const std::int64_t k = ip[i * OW + j] - base - 2 * j;
+            nbad += (k != 0) & (k != 1) & (k != W) & (k != W + 1);
+            r0[2 * j] = k == 0 ? v : T(0);
+            r0[2 * j + 1] = k == 1 ? v : T(0);
+            r1[2 * j] = k == W ? v : T(0);
+            r1[2 * j + 1] = k == W + 1 ? v : T(0);
+          }
+          if (nbad) bad += nbad;
+        }
+        // rows / columns no window covers (odd H or W)
+        for (index_t h = 2 * OH; h < g.H; ++h) std::fill(dp + h * W, dp + (h + 1) * W, T(0));
+        if (2 * OW < W)
+          for (index_t h = 0; h < 2 * OH; ++h) dp[h * W + W - 1] = T(0);
+      }
+    });
+    return bad.load();
+  }
+  over_planes(g.N * g.C, g.H * g.W, [&](index_t b, index_t e) {
     for (index_t pl = b; pl < e; ++pl) {
       T* dp = dx + pl * HW;
       std::fill(dp, dp + HW, T(0));
       const T* gp = dy + pl * OHW;
       const std::int64_t* ip = idx + pl * OHW;
-      for (index_t k = 0; k < OHW; ++k) dp[ip[k]] += gp[k];
+      index_t nbad = 0;
+      for (index_t k = 0; k < OHW; ++k) {
+        const std::int64_t v = ip[k];
+        if (v < 0 || v >= HW) {
+          ++nbad;
+          continue;
+        }
+        dp[v] += gp[k];
+      }
+      if (nbad) bad += nbad;
     }
   });
+  return bad.load();
 }
 
 // Divisor of output (i, j) (see pool.h).
@@ -183,7 +231,7 @@ void avg_fwd(const T* x, const PoolGeom& g, bool include_pad, T* y) {
   const index_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, OHW = OH * OW;
   if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0) {
     const index_t W = g.W;  // every window is full: divisor 4 either way
-    over_planes(g.N * g.C, [&](index_t b, index_t e) {
+    over_planes(g.N * g.C, g.H * g.W, [&](index_t b, index_t e) {
       for (index_t pl = b; pl < e; ++pl) {
         const T* xp = x + pl * HW;
         T* yp = y + pl * OHW;
@@ -197,7 +245,7 @@ void avg_fwd(const T* x, const PoolGeom& g, bool include_pad, T* y) {
     });
     return;
   }
-  over_planes(g.N * g.C, [&](index_t b, index_t e) {
+  over_planes(g.N * g.C, g.H * g.W, [&](index_t b, index_t e) {
     for (index_t pl = b; pl < e; ++pl) {
       const T* xp = x + pl * HW;
       T* yp = y + pl * OHW;
@@ -220,7 +268,7 @@ void avg_fwd(const T* x, const PoolGeom& g, bool include_pad, T* y) {
 template <typename T>
 void avg_bwd(const T* dy, const PoolGeom& g, bool include_pad, T* dx) {
   const index_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, OHW = OH * OW;
-  over_planes(g.N * g.C, [&](index_t b, index_t e) {
+  over_planes(g.N * g.C, g.H * g.W, [&](index_t b, index_t e) {
     for (index_t pl = b; pl < e; ++pl) {
       T* dp = dx + pl * HW;
       std::fill(dp, dp + HW, T(0));
@@ -248,13 +296,13 @@ void max_pool2d_forward(const float* x, const PoolGeom& g, float* y, std::int64_
 void max_pool2d_forward(const double* x, const PoolGeom& g, double* y, std::int64_t* idx) noexcept {
   max_fwd(x, g, y, idx);
 }
-void max_pool2d_backward(const float* dy, const std::int64_t* idx, const PoolGeom& g,
-                         float* dx) noexcept {
-  max_bwd(dy, idx, g, dx);
+index_t max_pool2d_backward(const float* dy, const std::int64_t* idx, const PoolGeom& g,
+                            float* dx) noexcept {
+  return max_bwd(dy, idx, g, dx);
 }
-void max_pool2d_backward(const double* dy, const std::int64_t* idx, const PoolGeom& g,
-                         double* dx) noexcept {
-  max_bwd(dy, idx, g, dx);
+index_t max_pool2d_backward(const double* dy, const std::int64_t* idx, const PoolGeom& g,
+                            double* dx) noexcept {
+  return max_bwd(dy, idx, g, dx);
 }
 void avg_pool2d_forward(const float* x, const PoolGeom& g, bool cip, float* y) noexcept {
   avg_fwd(x, g, cip, y);

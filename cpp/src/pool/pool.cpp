@@ -161,8 +161,8 @@ index_t max_bwd(const T* dy, const std::int64_t* idx, const PoolGeom& g, T* dx) 
   // Invalid indices (an integer count: the order of the additions is irrelevant).
   std::atomic<index_t> bad{0};
   if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0) {
-    // Windows tile the image without overlap: write every covered element
-    // once (dy where it was the max, else 0) instead of zero-fill + scatter.
+    // Windows tile the image without overlap: rows are zeroed and filled
+    // while in L1, instead of a zero pass over dx and a scatter pass.
     const index_t OH = g.OH(), OW = g.OW(), W = g.W;
     over_planes(g.N * g.C, HW, [&](index_t b, index_t e) {
       for (index_t pl = b; pl < e; ++pl) {
@@ -173,15 +173,16 @@ index_t max_bwd(const T* dy, const std::int64_t* idx, const PoolGeom& g, T* dx) 
           T* r0 = dp + 2 * i * W;
           T* r1 = r0 + W;
           const std::int64_t base = 2 * i * W;
+          // Zero the two rows (L1-resident, vectorised fill), then put each
+          // window's gradient at its argmax: no data-dependent branches.
+          std::fill(r0, r0 + 2 * OW, T(0));
+          std::fill(r1, r1 + 2 * OW, T(0));
           index_t nbad = 0;
           for (index_t j = 0; j < OW; ++j) {
-            const T v = gp[i * OW + j];
             const std::int64_t k = ip[i * OW + j] - base - 2 * j;
-            nbad += (k != 0) & (k != 1) & (k != W) & (k != W + 1);
-            r0[2 * j] = k == 0 ? v : T(0);
-            r0[2 * j + 1] = k == 1 ? v : T(0);
-            r1[2 * j] = k == W ? v : T(0);
-            r1[2 * j + 1] = k == W + 1 ? v : T(0);
+            const bool ok = (k == 0) | (k == 1) | (k == W) | (k == W + 1);
+            nbad += !ok;
+            if (ok) r0[2 * j + k] = gp[i * OW + j];  // k >= W lands in r1
           }
           if (nbad) bad += nbad;
         }

@@ -272,3 +272,28 @@ def test_conv2d_layer_bad_inputs():
     layer(np.zeros((2, 3, 8, 8), np.float32))
     with pytest.raises(ValueError, match=r"grad_out must have shape \(2, 4, 6, 6\)"):
         layer.backward(np.zeros((2, 4, 6, 5), np.float32))
+
+
+def test_cnn_training_is_bitwise_identical_for_1_and_2_threads(threads):
+    if not all(hasattr(nn, n) for n in ("Linear", "ReLU", "Flatten", "CrossEntropyLoss")):
+        pytest.skip("dense layers not in this build")
+    from neuropil import optim
+    data = np.random.default_rng(3)
+    x = data.standard_normal((10, 2, 12, 12)).astype(np.float32)
+    y = data.integers(0, 5, 10)
+    weights = []
+    for t in (1, 2):
+        neuropil.set_num_threads(t)
+        model = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(8, 16, 3, rng=1), nn.ReLU(), nn.AvgPool2d(2),
+                              nn.Flatten(), nn.Linear(64, 5, rng=2))
+        loss_fn = nn.CrossEntropyLoss()
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(3):
+            opt.zero_grad()
+            loss_fn.forward(model(x), y)
+            model.backward(loss_fn.backward())
+            opt.step()
+        weights.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)

@@ -29,14 +29,25 @@ def _write_idx(path, arr, magic=None, gz=True):
     (gzip.open if gz else open)(path, "wb").write(data)
 
 
+@pytest.fixture(autouse=True)
+def small_counts(monkeypatch, request):
+    """Synthetic files hold 600 + 100 images instead of 60,000 + 10,000 (fast tests)."""
+    if request.node.name != "test_real_fashion_mnist":
+        files = {k: v[:2] + (N[k],) for k, v in datasets._FILES.items()}
+        monkeypatch.setattr(datasets, "_FILES", files)
+
+
+N = {"train": 600, "test": 100}
+
+
 def _fake_dir(tmp_path, gz=True, **overrides):
     rng = np.random.default_rng(0)
     sfx = ".gz" if gz else ""
     files = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (60000, 28, 28)),
-        "train-labels-idx1-ubyte": rng.integers(0, 10, 60000),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (10000, 28, 28)),
-        "t10k-labels-idx1-ubyte": rng.integers(0, 10, 10000),
+        "train-images-idx3-ubyte": rng.integers(0, 256, (N["train"], 28, 28)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, N["train"]),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (N["test"], 28, 28)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, N["test"]),
     }
     for name, arr in files.items():
         arr, magic = overrides.get(name, (arr, None))
@@ -44,8 +55,9 @@ def _fake_dir(tmp_path, gz=True, **overrides):
     return files
 
 
-def test_synthetic_files_round_trip(tmp_path):
-    files = _fake_dir(tmp_path, gz=False)
+@pytest.mark.parametrize("gz", [True, False])
+def test_synthetic_files_round_trip(tmp_path, gz):
+    files = _fake_dir(tmp_path, gz=gz)
     (xtr, ytr), (xte, yte) = datasets.load_fashion_mnist(tmp_path)
     np.testing.assert_array_equal(xte, files["t10k-images-idx3-ubyte"])
     np.testing.assert_array_equal(ytr, files["train-labels-idx1-ubyte"])
@@ -58,9 +70,9 @@ def test_missing_dataset_says_how_to_install(tmp_path):
 
 
 @pytest.mark.parametrize("override, match", [
-    ({"t10k-labels-idx1-ubyte": (np.zeros(10000), 0x0803)}, "magic"),
-    ({"t10k-labels-idx1-ubyte": (np.zeros(9999), None)}, "shape"),
-    ({"t10k-labels-idx1-ubyte": (np.full(10000, 12), None)}, "labels"),
+    ({"t10k-labels-idx1-ubyte": (np.zeros(100), 0x0803)}, "magic"),
+    ({"t10k-labels-idx1-ubyte": (np.zeros(99), None)}, "shape"),
+    ({"t10k-labels-idx1-ubyte": (np.full(100, 12), None)}, "labels"),
 ])
 def test_corrupted_idx_files(tmp_path, override, match):
     _fake_dir(tmp_path, gz=False, **override)
@@ -73,4 +85,12 @@ def test_truncated_idx_file(tmp_path):
     p = tmp_path / "t10k-images-idx3-ubyte"
     p.write_bytes(p.read_bytes()[:-100])
     with pytest.raises(ValueError, match="truncated"):
+        datasets.load_fashion_mnist(tmp_path)
+
+
+def test_truncated_gzip_file(tmp_path):
+    _fake_dir(tmp_path, gz=True)
+    p = tmp_path / "train-labels-idx1-ubyte.gz"
+    p.write_bytes(p.read_bytes()[:-20])
+    with pytest.raises(ValueError, match="cannot read"):
         datasets.load_fashion_mnist(tmp_path)

@@ -259,3 +259,39 @@ def test_softmax_and_flatten_layers():
     assert f.backward(y).shape == (2, 3, 4)
     with pytest.raises(ValueError, match=r"Flatten\(start_dim=3, end_dim=-1\): invalid"):
         nn.Flatten(3)(x)
+
+
+def test_zero_grad_is_lazy_but_exact(rng):
+    lin = nn.Linear(5, 4, rng=0)
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    g = rng.standard_normal((3, 4)).astype(np.float32)
+    lin(x)
+    lin.backward(g)
+    once_w, once_b = lin.weight.grad.copy(), lin.bias.grad.copy()
+    lin.backward(g)  # accumulates
+    np.testing.assert_allclose(lin.weight.grad, 2 * once_w, rtol=1e-6)
+    lin.zero_grad()
+    np.testing.assert_array_equal(lin.weight.grad, 0)  # reading materialises the zeros
+    lin.weight.grad[...] = np.nan
+    lin.bias.grad[...] = np.nan
+    lin.zero_grad()
+    lin.backward(g)  # overwrites (beta 0): the NaN left behind never leaks
+    np.testing.assert_array_equal(lin.weight.grad, once_w)
+    np.testing.assert_array_equal(lin.bias.grad, once_b)
+    p = nn.Parameter(np.ones(3))
+    p.grad += 1
+    p.zero_grad()
+    p.grad += 2
+    np.testing.assert_array_equal(p.grad, [2, 2, 2])
+
+
+def test_readme_example_runs():
+    import pathlib
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md not beside tests/")
+    block = readme.read_text().split("## Layers, losses and functional ops")[1]
+    code = block.split("```python")[1].split("```")[0]
+    env = {}
+    exec(compile(code, "README.md", "exec"), env)
+    assert np.isfinite(env["value"])

@@ -284,6 +284,11 @@ def test_linear_batched_leading_dims(rng):
     x = rng.standard_normal((2, 3, 5))
     w = rng.standard_normal((4, 5))
     np.testing.assert_allclose(F.linear(x, w), x @ w.T, rtol=1e-12)
+    out = np.empty((2, 3, 4))
+    assert F.linear(x, w, out=out) is out
+    np.testing.assert_allclose(out, x @ w.T, rtol=1e-12)
+    with pytest.raises(ValueError, match="linear: out must be C-contiguous"):
+        F.linear(x, w, out=np.empty((4, 3, 2)).transpose(2, 1, 0))
 
 
 def test_threads_give_bitwise_identical_results(rng, threads):

@@ -374,7 +374,8 @@ void linear_forward_b(const py::array& x, const py::array& w, const py::object& 
 }
 
 void linear_backward_b(const py::array& x, const py::array& w, const py::array& dy,
-                       const py::object& dw_o, const py::object& db_o, const py::object& dx_o) {
+                       const py::object& dw_o, const py::object& db_o, const py::object& dx_o,
+                       double beta_w, double beta_b) {
   const char* fn = "linear_backward";
   const Dtype dt = float_input(x, fn, "input");
   require_ndim(x, 2, fn, "input", "(N, in_features)");
@@ -413,7 +414,8 @@ void linear_backward_b(const py::array& x, const py::array& w, const py::array& 
     T* dbp = db ? mptr<T>(*db) : nullptr;
     T* dxp = dx ? mptr<T>(*dx) : nullptr;
     py::gil_scoped_release release;
-    linear_backward<T>(N, IN, OUT, xp, wp, dp, dwp, dbp, dxp);
+    linear_backward<T>(N, IN, OUT, xp, wp, dp, static_cast<T>(beta_w), dwp, static_cast<T>(beta_b),
+                       dbp, dxp);
   });
 }
 
@@ -450,8 +452,10 @@ void register_elementwise(py::module_& m) {
         "out = act(input @ weight.T + bias): one gemm plus a fused epilogue.");
   m.def("linear_backward", &linear_backward_b, py::arg("input"), py::arg("weight"),
         py::arg("grad_out"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("grad_input"),
-        "grad_weight += grad_out.T @ input; grad_bias += column sums; grad_input = grad_out @ "
-        "weight. Any output may be None (skipped).");
+        py::arg("beta_weight") = 1.0, py::arg("beta_bias") = 1.0,
+        "grad_weight = beta_weight * grad_weight + grad_out.T @ input; grad_bias = beta_bias * "
+        "grad_bias + column sums; grad_input = grad_out @ weight. Any output may be None "
+        "(skipped); beta 0 overwrites without reading.");
 }
 
 }  // namespace bind

@@ -14,6 +14,8 @@ from . import image
 from . import optim
 from . import io
 from . import datasets
+from . import callbacks
+from . import training
 from .io import save, load
 from ._random import manual_seed
 from ._config import get_num_threads, set_num_threads, show_config, get_isa, set_isa
@@ -27,6 +29,8 @@ __all__ = [
     "optim",
     "io",
     "datasets",
+    "callbacks",
+    "training",
     "save",
     "load",
     "manual_seed",

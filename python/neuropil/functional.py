@@ -94,6 +94,39 @@ __all__ += [
 ]
 
 
+# Lean entry points for layers on the training hot path: their arrays are already
+# C-contiguous float arrays of one dtype, and the binding validates every argument
+# again (dtype, shape, layout, aliasing), so nothing is converted or checked here.
+def _linear_into(x, weight, bias, out) -> None:
+    _k.linear_forward(x, weight, bias, out, 0)
+
+
+def _linear_backward_into(grad_out, x, weight, grad_weight, grad_bias, grad_input,
+                          beta_weight: float, beta_bias: float) -> None:
+    _k.linear_backward(x, weight, grad_out, grad_weight, grad_bias, grad_input, beta_weight,
+                       beta_bias)
+
+
+def _loss_into(kind: str, input, target, grad, reduction: str) -> float:
+    """Fused loss + gradient for losses whose input is a C-contiguous float array; the
+    target goes through the same conversions as the public functions."""
+    if kind == "cross_entropy":
+        if type(target) is np.ndarray and target.dtype == np.int64 and target.flags.c_contiguous:
+            return _k.cross_entropy(input, target, grad, _reduction_code(reduction, kind))
+        return cross_entropy(input, target, reduction, grad=grad)
+    if kind == "mse_loss":
+        return mse_loss(input, target, reduction, grad=grad)
+    return binary_cross_entropy_with_logits(input, target, reduction, grad=grad)
+
+
+def _activation_into(code: int, x, out) -> None:
+    _k.activation_forward(x, out, code)
+
+
+def _activation_backward_into(code: int, y, grad_out, out) -> None:
+    _k.activation_backward(y, grad_out, out, code)
+
+
 def _float_input(x, fn: str, name: str) -> np.ndarray:
     """A C-contiguous float array: lists are converted (ints -> float64), arrays are not cast."""
     if not isinstance(x, np.ndarray):
@@ -143,6 +176,8 @@ def linear(x, weight, bias=None, *, out: np.ndarray | None = None) -> np.ndarray
     else:
         if not isinstance(out, np.ndarray):
             raise TypeError(f"linear: out must be a numpy.ndarray, got {type(out).__name__}")
+        if out.ndim != 2 and not out.flags.c_contiguous:  # a reshape would write into a copy
+            raise ValueError("linear: out must be C-contiguous, since it is written in place")
         res = out.reshape(-1, weight.shape[0]) if out.ndim != 2 else out
     _k.linear_forward(x2, weight, bias, res, 0)
     if out is not None:
@@ -151,12 +186,14 @@ def linear(x, weight, bias=None, *, out: np.ndarray | None = None) -> np.ndarray
 
 
 def linear_backward(grad_out, x, weight, *, grad_weight: np.ndarray | None = None,
-                    grad_bias: np.ndarray | None = None, grad_input: bool | np.ndarray = True):
+                    grad_bias: np.ndarray | None = None, grad_input: bool | np.ndarray = True,
+                    accumulate_weight: bool = True, accumulate_bias: bool = True):
     """Gradients of ``y = x @ weight.T + bias`` given ``grad_out = dL/dy`` ``(N, out)``.
 
-    Accumulates ``grad_weight += grad_out.T @ x`` (``(out, in)``, a GEMM with beta=1
+    Accumulates ``grad_weight += grad_out.T @ x`` (``(out, in)``, one GEMM with beta=1
     straight into the array) and ``grad_bias += grad_out.sum(0)`` when those arrays
-    are given. Returns ``grad_input = grad_out @ weight`` ``(N, in)``, written into
+    are given (``accumulate_*=False`` overwrites them instead, never reading them).
+    Returns ``grad_input = grad_out @ weight`` ``(N, in)``, written into
     ``grad_input`` when it is an array, newly allocated when True, skipped (None
     returned) when False.
     """
@@ -167,7 +204,8 @@ def linear_backward(grad_out, x, weight, *, grad_weight: np.ndarray | None = Non
         grad_input = np.empty(x.shape, x.dtype)
     elif grad_input is False:
         grad_input = None
-    _k.linear_backward(x, weight, grad_out, grad_weight, grad_bias, grad_input)
+    _k.linear_backward(x, weight, grad_out, grad_weight, grad_bias, grad_input,
+                       1.0 if accumulate_weight else 0.0, 1.0 if accumulate_bias else 0.0)
     return grad_input
 
 

@@ -7,8 +7,9 @@
 //   is still in cache. b == nullptr: no bias. y must not overlap x, w or b.
 //
 // linear_backward (dy [N, OUT] is dL/dy of the PRE-activation output):
-//   dw[OUT, IN] += dy^T @ x        gemm with beta = 1, straight into the gradient
-//   db[OUT]     += sum_n dy[n, :]  (skipped when db == nullptr)
+//   dw[OUT, IN] = beta_w * dw + dy^T @ x   one gemm straight into the gradient
+//   db[OUT]     = beta_b * db + sum_n dy[n, :]   (skipped when db == nullptr)
+//   (beta 1 accumulates; beta 0 overwrites without reading: a freshly zeroed gradient)
 //   dx[N, IN]    = dy @ w          (skipped when dx == nullptr: first layer of a model)
 //   dx must not overlap dy, w, x, dw, db.
 //
@@ -26,6 +27,6 @@ void linear_forward(index_t N, index_t IN, index_t OUT, const T* x, const T* w, 
 
 template <typename T>
 void linear_backward(index_t N, index_t IN, index_t OUT, const T* x, const T* w, const T* dy,
-                     T* dw, T* db, T* dx) noexcept;
+                     T beta_w, T* dw, T beta_b, T* db, T* dx) noexcept;
 
 }  // namespace neuropil

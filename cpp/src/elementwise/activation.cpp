@@ -79,8 +79,8 @@ void activation_backward(Activation act, index_t n, const T* y, const T* dy, T* 
           for (index_t i = b; i < e; ++i) dx[i] = dy[i];
         break;
       case Activation::Relu:
-        // dy[i] is loaded unconditionally so the select vectorises (a conditional
-        // load compiles to a branch, mispredicted half the time on real data).
+        // Both loads unconditional so the select compiles to a vector blend
+        // (a conditional load of dy[i] would stay a mispredicted branch).
         for (index_t i = b; i < e; ++i) {
           const T g = dy[i];
           dx[i] = y[i] > T(0) ? g : T(0);

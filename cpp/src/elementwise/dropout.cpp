@@ -28,7 +28,8 @@ void apply_mask(index_t n, double p, std::uint64_t seed, const T* x, T* y) {
     for (index_t i = b; i < e; ++i) {
       const std::uint64_t h =
           splitmix64(seed + static_cast<std::uint64_t>(i + 1) * 0x9E3779B97F4A7C15ULL) >> 32;
-      y[i] = h >= thr ? x[i] * scale : T(0);
+      const T v = x[i] * scale;  // unconditional load: a blend, not a branch
+      y[i] = h >= thr ? v : T(0);
     }
   });
 }

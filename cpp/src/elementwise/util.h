@@ -10,10 +10,12 @@
 namespace neuropil {
 namespace elementwise_detail {
 
-// Threads worth waking for `work` elements of cheap arithmetic: waking the pool costs
-// a few microseconds, about what 64K elements of a memory-bound loop take.
+// Threads worth waking for `work` elements of cheap arithmetic (callers weight
+// transcendental work x8). Waking the pool costs a few microseconds on a quiet machine,
+// and a whole descheduling slice (ms) when a CPU is time-sliced away, while 128K
+// elements of a memory-bound loop take ~20 us on one core: below that, one thread.
 inline int threads_for(index_t work) {
-  return work >= (index_t(1) << 16) ? get_num_threads() : 1;
+  return work >= (index_t(1) << 17) ? get_num_threads() : 1;
 }
 
 // Sum of f(begin, end) over fixed chunks [k*chunk, min(n, (k+1)*chunk)), folded in

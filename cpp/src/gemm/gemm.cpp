@@ -67,11 +67,17 @@ template <>
 struct Traits<float> {
   static gemm_detail::ukr_f32 ukr(const KernelTable& t) { return t.sgemm; }
   static const Blocking& blk(const KernelTable& t) { return t.s; }
+  static gemm_detail::pack_a_fn<float> pack_a(const KernelTable& t) { return t.spack_a; }
+  static gemm_detail::pack_b_fn<float> pack_b(const KernelTable& t) { return t.spack_b; }
+  static gemm_detail::ukr_ga_f32 ukr_ga(const KernelTable& t) { return t.sgemm_ga; }
 };
 template <>
 struct Traits<double> {
   static gemm_detail::ukr_f64 ukr(const KernelTable& t) { return t.dgemm; }
   static const Blocking& blk(const KernelTable& t) { return t.d; }
+  static gemm_detail::pack_a_fn<double> pack_a(const KernelTable& t) { return t.dpack_a; }
+  static gemm_detail::pack_b_fn<double> pack_b(const KernelTable& t) { return t.dpack_b; }
+  static gemm_detail::ukr_ga_f64 ukr_ga(const KernelTable& t) { return t.dgemm_ga; }
 };
 
 // C = beta * C over an M x N block (beta == 0 writes zeros, never reads C).
@@ -84,51 +90,6 @@ void scale_c(index_t M, index_t N, T beta, T* C, index_t ldc) {
     } else if (beta != T(1)) {
       for (index_t j = 0; j < N; ++j) c[j] *= beta;
     }
-  }
-}
-
-// Pack rows [i0, i0 + mr_valid) of op(A), columns [p0, p0 + kc) into
-// dst[kc][mr]; rows past mr_valid are zero.
-template <typename T>
-void pack_a_panel(Trans ta, const T* A, index_t lda, index_t i0, index_t mr_valid, index_t p0,
-                  index_t kc, int mr, T* dst) {
-  if (ta == Trans::No) {  // op(A)(i, p) = A[i * lda + p]
-    for (index_t i = 0; i < mr_valid; ++i) {
-      const T* src = A + (i0 + i) * lda + p0;
-      for (index_t p = 0; p < kc; ++p) dst[p * mr + i] = src[p];
-    }
-  } else {  // op(A)(i, p) = A[p * lda + i]
-    for (index_t p = 0; p < kc; ++p) {
-      const T* src = A + (p0 + p) * lda + i0;
-      for (index_t i = 0; i < mr_valid; ++i) dst[p * mr + i] = src[i];
-    }
-  }
-  if (mr_valid < mr) {
-    for (index_t p = 0; p < kc; ++p)
-      for (index_t i = mr_valid; i < mr; ++i) dst[p * mr + i] = T(0);
-  }
-}
-
-// Pack columns [j0, j0 + nr_valid) of op(B), rows [p0, p0 + kc) into
-// dst[kc][nr]; columns past nr_valid are zero.
-template <typename T>
-void pack_b_panel(Trans tb, const T* B, index_t ldb, index_t j0, index_t nr_valid, index_t p0,
-                  index_t kc, int nr, T* dst) {
-  if (tb == Trans::No) {  // op(B)(p, j) = B[p * ldb + j]
-    for (index_t p = 0; p < kc; ++p) {
-      const T* src = B + (p0 + p) * ldb + j0;
-      T* d = dst + p * nr;
-      index_t j = 0;
-      for (; j < nr_valid; ++j) d[j] = src[j];
-      for (; j < nr; ++j) d[j] = T(0);
-    }
-  } else {  // op(B)(p, j) = B[j * ldb + p]
-    for (index_t j = 0; j < nr_valid; ++j) {
-      const T* src = B + (j0 + j) * ldb + p0;
-      for (index_t p = 0; p < kc; ++p) dst[p * nr + j] = src[p];
-    }
-    for (index_t p = 0; p < kc; ++p)
-      for (index_t j = nr_valid; j < nr; ++j) dst[p * nr + j] = T(0);
   }
 }
 
@@ -151,19 +112,43 @@ void split_grid(index_t mp, index_t np, int t, index_t* tm_out, index_t* tn_out)
   *tn_out = best_tn;
 }
 
+// Writes the valid mr_valid x nr_valid part of a computed tile (row stride
+// ld_tile) to the product's element (i0 + r, j0 + s), which lives at
+// C[(i0 + r) * ldc + j0 + s], or at C[(j0 + s) * ldc + i0 + r] with c_trans.
+template <typename T>
+void store_tile(const T* tile, index_t ld_tile, index_t mr_valid, index_t nr_valid, T* C,
+                index_t ldc, index_t i0, index_t j0, bool c_trans, T beta) {
+  const index_t rs = c_trans ? 1 : ldc, cs = c_trans ? ldc : 1;
+  T* c = C + i0 * rs + j0 * cs;
+  for (index_t r = 0; r < mr_valid; ++r) {
+    const T* e = tile + r * ld_tile;
+    T* cr = c + r * rs;
+    if (beta == T(0)) {
+      for (index_t j = 0; j < nr_valid; ++j) cr[j * cs] = e[j];
+    } else {
+      for (index_t j = 0; j < nr_valid; ++j) cr[j * cs] = e[j] + beta * cr[j * cs];
+    }
+  }
+}
+
+// A product whose short side (M or N) is at most this runs the skinny path:
+// packing the long operand would cost more than its reuse repays. Measured on
+// Zen 3 (bench/compare.py gemm): 64 beats 0 and 256 on the training shapes.
+constexpr index_t kSkinnyMax = 64;
+
 // Products smaller than this run on one thread: waking the pool costs more.
 constexpr double kParallelFlops = 2.0 * 48 * 48 * 48;
 
+// The packed loop nest. With c_trans, the tile grid computes C^T: element
+// (i, j) of the product is stored at C[j * ldc + i] (used to solve narrow-N
+// problems as C^T = op(B)^T op(A)^T, so the short side meets the short tile).
 template <typename T>
-void gemm_packed(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, const T* A,
-                 index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == T(0)) {
-    scale_c(M, N, beta, C, ldc);
-    return;
-  }
-  const KernelTable& table = table_for(active_isa());
+void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_t N, index_t K,
+                 T alpha, const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C,
+                 index_t ldc, bool c_trans) {
   const auto ukr = Traits<T>::ukr(table);
+  const auto pack_a = Traits<T>::pack_a(table);
+  const auto pack_b = Traits<T>::pack_b(table);
   const Blocking blk = Traits<T>::blk(table);
   const int mr = blk.mr, nr = blk.nr;
 
@@ -195,13 +180,13 @@ void gemm_packed(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, c
           for (index_t it = begin; it < end; ++it) {
             if (it < nb_items) {
               const index_t j0 = it * nr;
-              pack_b_panel(tb, B, ldb, jc + j0, std::min<index_t>(nr, nc - j0), pc, kc, nr,
-                           Bp + it * nr * kc);
+              pack_b(tb == Trans::Yes, B, ldb, jc + j0, std::min<index_t>(nr, nc - j0), pc, kc,
+                     Bp + it * nr * kc);
             } else {
               const index_t i = it - nb_items;
               const index_t i0 = i * mr;
-              pack_a_panel(ta, A, lda, ib + i0, std::min<index_t>(mr, mbr - i0), pc, kc, mr,
-                           Ap + i * mr * kc);
+              pack_a(ta == Trans::Yes, A, lda, ib + i0, std::min<index_t>(mr, mbr - i0), pc, kc,
+                     Ap + i * mr * kc);
             }
           }
         });
@@ -226,21 +211,13 @@ void gemm_packed(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, c
                   const T* apanel = Ap + ir * mr * kc;
                   const index_t i = ir * mr;
                   const index_t mr_valid = std::min<index_t>(mr, mbr - i);
-                  T* c = C + (ib + i) * ldc + jc + j;
-                  if (mr_valid == mr && nr_valid == nr) {
-                    ukr(kc, apanel, bpanel, c, ldc, alpha, beta_eff);
-                  } else {
-                    ukr(kc, apanel, bpanel, edge, nr, alpha, T(0));
-                    for (index_t ii = 0; ii < mr_valid; ++ii) {
-                      T* ci = c + ii * ldc;
-                      const T* e = edge + ii * nr;
-                      if (beta_eff == T(0)) {
-                        for (index_t jj = 0; jj < nr_valid; ++jj) ci[jj] = e[jj];
-                      } else {
-                        for (index_t jj = 0; jj < nr_valid; ++jj) ci[jj] = e[jj] + beta_eff * ci[jj];
-                      }
-                    }
+                  if (!c_trans && mr_valid == mr && nr_valid == nr) {
+                    ukr(kc, apanel, bpanel, C + (ib + i) * ldc + jc + j, ldc, alpha, beta_eff);
+                    continue;
                   }
+                  ukr(kc, apanel, bpanel, edge, nr, alpha, T(0));
+                  store_tile(edge, nr, mr_valid, nr_valid, C, ldc, ib + i, jc + j, c_trans,
+                             beta_eff);
                 }
               }
             }
@@ -251,17 +228,116 @@ void gemm_packed(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, c
   }
 }
 
+// Skinny products (N small): only op(B) is packed (all of its N columns per
+// K block); A is read in place by the micro-kernel, so the large operand is
+// streamed once and never copied. Threads split the M panels.
+template <typename T>
+void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_t N, index_t K,
+                 T alpha, const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C,
+                 index_t ldc, bool c_trans) {
+  const auto ukr = Traits<T>::ukr_ga(table);
+  const auto ukr_packed = Traits<T>::ukr(table);
+  const auto pack_a = Traits<T>::pack_a(table);
+  const auto pack_b = Traits<T>::pack_b(table);
+  const Blocking blk = Traits<T>::blk(table);
+  const int mr = blk.mr, nr = blk.nr;
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const int threads = flops < kParallelFlops ? 1 : get_num_threads();
+  const index_t np = (N + nr - 1) / nr;
+  const index_t mp = (M + mr - 1) / mr;
+  const index_t kc_max = std::min<index_t>(blk.kc, K);
+  // a(i, k) = A[i * rs_a + k * cs_a]
+  const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
+
+  static thread_local Scratch scratch_b;
+  T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * np * nr * kc_max));
+  for (index_t pc = 0; pc < K; pc += blk.kc) {
+    const index_t kc = std::min(blk.kc, K - pc);
+    const T beta_eff = pc == 0 ? beta : T(1);
+    parallel_for(np, threads, [&](index_t begin, index_t end) {
+      for (index_t jr = begin; jr < end; ++jr)
+        pack_b(tb == Trans::Yes, B, ldb, jr * nr, std::min<index_t>(nr, N - jr * nr), pc, kc,
+               Bp + jr * nr * kc);
+    });
+    parallel_for(mp, threads, [&](index_t begin, index_t end) {
+      alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
+      for (index_t ir = begin; ir < end; ++ir) {
+        const index_t i = ir * mr;
+        const index_t mr_valid = std::min<index_t>(mr, M - i);
+        const T* a = A + i * rs_a + pc * cs_a;
+        // A partial last panel cannot be read in place (rows past M): pack it.
+        const T* apanel = nullptr;
+        if (mr_valid < mr) {
+          static thread_local Scratch scratch_edge;
+          T* ap = static_cast<T*>(scratch_edge.get(sizeof(T) * mr * kc));
+          pack_a(ta == Trans::Yes, A, lda, i, mr_valid, pc, kc, ap);
+          apanel = ap;
+        }
+        for (index_t jr = 0; jr < np; ++jr) {
+          const index_t j = jr * nr;
+          const index_t nr_valid = std::min<index_t>(nr, N - j);
+          const T* bpanel = Bp + jr * nr * kc;
+          if (apanel) {
+            ukr_packed(kc, apanel, bpanel, edge, nr, alpha, T(0));
+          } else if (nr_valid == nr && !c_trans) {
+            ukr(kc, a, rs_a, cs_a, bpanel, C + i * ldc + j, ldc, alpha, beta_eff);
+            continue;
+          } else {
+            ukr(kc, a, rs_a, cs_a, bpanel, edge, nr, alpha, T(0));
+          }
+          store_tile(edge, nr, mr_valid, nr_valid, C, ldc, i, j, c_trans, beta_eff);
+        }
+      }
+    });
+  }
+}
+
+template <typename T>
+void gemm_dispatch(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, const T* A,
+                   index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  const KernelTable& table = table_for(active_isa());
+  const Blocking& blk = Traits<T>::blk(table);
+  // Tile waste: rows padded to mr, columns to nr. When N is the short side
+  // and solving C^T = op(B)^T op(A)^T pads less, do that (shape-only choice,
+  // so results stay independent of the thread count).
+  auto padded = [](index_t x, index_t t) { return (x + t - 1) / t * t; };
+  const double waste = double(padded(M, blk.mr)) * padded(N, blk.nr);
+  const double waste_t = double(padded(N, blk.mr)) * padded(M, blk.nr);
+  if (std::min(M, N) <= kSkinnyMax) {
+    if (M < N) {
+      const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;
+      const Trans tb_t = ta == Trans::Yes ? Trans::No : Trans::Yes;
+      gemm_skinny<T>(table, ta_t, tb_t, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, true);
+    } else {
+      gemm_skinny<T>(table, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);
+    }
+    return;
+  }
+  if (N < blk.nr && waste_t < 0.9 * waste) {
+    const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;
+    const Trans tb_t = ta == Trans::Yes ? Trans::No : Trans::Yes;
+    gemm_packed<T>(table, ta_t, tb_t, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, true);
+    return;
+  }
+  gemm_packed<T>(table, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);
+}
+
 }  // namespace
 
 void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, float alpha, const float* A,
           index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc) noexcept {
-  gemm_packed<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_dispatch<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, double alpha, const double* A,
           index_t lda, const double* B, index_t ldb, double beta, double* C,
           index_t ldc) noexcept {
-  gemm_packed<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_dispatch<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 double fma_peak_gflops(double seconds, int threads) noexcept {

@@ -22,18 +22,56 @@ using ukr_f32 = void (*)(std::int64_t kc, const float* a, const float* b, float*
 using ukr_f64 = void (*)(std::int64_t kc, const double* a, const double* b, double* c,
                          std::int64_t ldc, double alpha, double beta);
 
+// Same tile with A read in place (no packing): a(i, k) = a[i * rs_a + k * cs_a].
+// Used when A's reuse is too low to repay packing (skinny products).
+using ukr_ga_f32 = void (*)(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
+                            const float* b, float* c, std::int64_t ldc, float alpha, float beta);
+using ukr_ga_f64 = void (*)(std::int64_t kc, const double* a, std::int64_t rs_a,
+                            std::int64_t cs_a, const double* b, double* c, std::int64_t ldc,
+                            double alpha, double beta);
+
 // Register tile and cache blocking for one element type.
 struct Blocking {
   int mr, nr;            // register tile
   std::int64_t mc, kc, nc;  // cache blocks (mc % mr == 0, nc % nr == 0)
 };
 
+// Packing of one panel (see gemm.cpp for the loop nest):
+//   pack_a: rows [i0, i0 + mr_valid) of op(A), columns [p0, p0 + kc) -> dst[kc][mr],
+//           rows past mr_valid zero. op(A)(i, p) = trans ? A[p*lda + i] : A[i*lda + p].
+//   pack_b: columns [j0, j0 + nr_valid) of op(B), rows [p0, p0 + kc) -> dst[kc][nr],
+//           columns past nr_valid zero. op(B)(p, j) = trans ? B[j*ldb + p] : B[p*ldb + j].
+// dst is 32-byte aligned; exactly kc * mr (kc * nr) elements are written.
+template <typename T>
+using pack_a_fn = void (*)(bool trans, const T* A, std::int64_t lda, std::int64_t i0,
+                           std::int64_t mr_valid, std::int64_t p0, std::int64_t kc, T* dst);
+template <typename T>
+using pack_b_fn = void (*)(bool trans, const T* B, std::int64_t ldb, std::int64_t j0,
+                           std::int64_t nr_valid, std::int64_t p0, std::int64_t kc, T* dst);
+
 struct KernelTable {
   ukr_f32 sgemm;
   Blocking s;
+  pack_a_fn<float> spack_a;
+  pack_b_fn<float> spack_b;
+  ukr_ga_f32 sgemm_ga;
   ukr_f64 dgemm;
   Blocking d;
+  pack_a_fn<double> dpack_a;
+  pack_b_fn<double> dpack_b;
+  ukr_ga_f64 dgemm_ga;
 };
+
+// Portable packing for any register tile (defined in kernels_generic.cpp);
+// ISA tables may use these for the cases they do not specialise.
+void pack_a_generic_f32_mr6(bool, const float*, std::int64_t, std::int64_t, std::int64_t,
+                            std::int64_t, std::int64_t, float*);
+void pack_b_generic_f32_nr16(bool, const float*, std::int64_t, std::int64_t, std::int64_t,
+                             std::int64_t, std::int64_t, float*);
+void pack_a_generic_f64_mr6(bool, const double*, std::int64_t, std::int64_t, std::int64_t,
+                            std::int64_t, std::int64_t, double*);
+void pack_b_generic_f64_nr8(bool, const double*, std::int64_t, std::int64_t, std::int64_t,
+                            std::int64_t, std::int64_t, double*);
 
 // Largest register tile any table may use (edge tiles go through a buffer).
 constexpr int kMaxMR = 8;

@@ -14,6 +14,7 @@ namespace {
 // 6 x 16 float tile: 12 accumulators, 2 B vectors, 1 broadcast = 15 ymm.
 void sgemm_6x16(std::int64_t kc, const float* a, const float* b, float* c, std::int64_t ldc,
                 float alpha, float beta) {
+  for (int i = 0; i < 6; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -66,6 +67,7 @@ void sgemm_6x16(std::int64_t kc, const float* a, const float* b, float* c, std::
 // 6 x 8 double tile: same register budget as the float kernel.
 void dgemm_6x8(std::int64_t kc, const double* a, const double* b, double* c, std::int64_t ldc,
                double alpha, double beta) {
+  for (int i = 0; i < 6; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
   __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
   __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
   __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
@@ -115,14 +117,195 @@ void dgemm_6x8(std::int64_t kc, const double* a, const double* b, double* c, std
   }
 }
 
+// 6 x 16 float tile, A read in place through six row pointers.
+void sgemm_6x16_ga(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
+                   const float* b, float* c, std::int64_t ldc, float alpha, float beta) {
+  for (int i = 0; i < 6; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  const float* a0 = a;
+  const float* a1 = a + rs_a;
+  const float* a2 = a + 2 * rs_a;
+  const float* a3 = a + 3 * rs_a;
+  const float* a4 = a + 4 * rs_a;
+  const float* a5 = a + 5 * rs_a;
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (std::int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b);
+    const __m256 b1 = _mm256_load_ps(b + 8);
+    const std::int64_t o = k * cs_a;
+    __m256 ai = _mm256_broadcast_ss(a0 + o);
+    c00 = _mm256_fmadd_ps(ai, b0, c00);
+    c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a1 + o);
+    c10 = _mm256_fmadd_ps(ai, b0, c10);
+    c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a2 + o);
+    c20 = _mm256_fmadd_ps(ai, b0, c20);
+    c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a3 + o);
+    c30 = _mm256_fmadd_ps(ai, b0, c30);
+    c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a4 + o);
+    c40 = _mm256_fmadd_ps(ai, b0, c40);
+    c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a5 + o);
+    c50 = _mm256_fmadd_ps(ai, b0, c50);
+    c51 = _mm256_fmadd_ps(ai, b1, c51);
+    b += 16;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  __m256 rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (beta == 0.0f) {
+    for (int i = 0; i < 6; ++i) {
+      _mm256_storeu_ps(c + i * ldc, _mm256_mul_ps(va, rows[i][0]));
+      _mm256_storeu_ps(c + i * ldc + 8, _mm256_mul_ps(va, rows[i][1]));
+    }
+  } else {
+    const __m256 vb = _mm256_set1_ps(beta);
+    for (int i = 0; i < 6; ++i) {
+      float* ci = c + i * ldc;
+      _mm256_storeu_ps(ci, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), _mm256_mul_ps(va, rows[i][0])));
+      _mm256_storeu_ps(ci + 8,
+                       _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), _mm256_mul_ps(va, rows[i][1])));
+    }
+  }
+}
+
+// 6 x 8 double tile, A read in place.
+void dgemm_6x8_ga(std::int64_t kc, const double* a, std::int64_t rs_a, std::int64_t cs_a,
+                  const double* b, double* c, std::int64_t ldc, double alpha, double beta) {
+  __m256d acc[6][2];
+  for (int i = 0; i < 6; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_pd();
+  for (std::int64_t k = 0; k < kc; ++k) {
+    const __m256d b0 = _mm256_load_pd(b);
+    const __m256d b1 = _mm256_load_pd(b + 4);
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) {
+      const __m256d ai = _mm256_broadcast_sd(a + i * rs_a + k * cs_a);
+      acc[i][0] = _mm256_fmadd_pd(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_pd(ai, b1, acc[i][1]);
+    }
+    b += 8;
+  }
+  const __m256d va = _mm256_set1_pd(alpha);
+  for (int i = 0; i < 6; ++i) {
+    double* ci = c + i * ldc;
+    if (beta == 0.0) {
+      _mm256_storeu_pd(ci, _mm256_mul_pd(va, acc[i][0]));
+      _mm256_storeu_pd(ci + 4, _mm256_mul_pd(va, acc[i][1]));
+    } else {
+      const __m256d vb = _mm256_set1_pd(beta);
+      _mm256_storeu_pd(ci, _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, acc[i][0])));
+      _mm256_storeu_pd(ci + 4,
+                       _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, acc[i][1])));
+    }
+  }
+}
+
+// In-register transpose of an 8 x 8 float block: r[q][i] <- r[i][q].
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// Stores exactly 6 floats of v at dst.
+inline void store6(float* dst, __m256 v) {
+  _mm_storeu_ps(dst, _mm256_castps256_ps128(v));
+  _mm_storel_pi(reinterpret_cast<__m64*>(dst + 4), _mm256_extractf128_ps(v, 1));
+}
+
+// Full 6-row float panels; partial panels go to the portable packer.
+void spack_a_6(bool trans, const float* A, std::int64_t lda, std::int64_t i0,
+               std::int64_t mr_valid, std::int64_t p0, std::int64_t kc, float* dst) {
+  if (mr_valid != 6) {
+    pack_a_generic_f32_mr6(trans, A, lda, i0, mr_valid, p0, kc, dst);
+    return;
+  }
+  std::int64_t p = 0;
+  if (!trans) {  // rows contiguous in p: transpose 6 x 8 blocks
+    const float* rows[6];
+    for (int i = 0; i < 6; ++i) rows[i] = A + (i0 + i) * lda + p0;
+    for (; p + 8 <= kc; p += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 6; ++i) r[i] = _mm256_loadu_ps(rows[i] + p);
+      r[6] = _mm256_setzero_ps();
+      r[7] = _mm256_setzero_ps();
+      transpose8(r);
+      for (int q = 0; q < 8; ++q) store6(dst + (p + q) * 6, r[q]);
+    }
+    for (; p < kc; ++p)
+      for (int i = 0; i < 6; ++i) dst[p * 6 + i] = rows[i][p];
+  } else {  // op(A) columns contiguous in i: copy 6 per p
+    for (; p < kc; ++p) {
+      const float* src = A + (p0 + p) * lda + i0;
+      _mm_storeu_ps(dst + p * 6, _mm_loadu_ps(src));
+      dst[p * 6 + 4] = src[4];
+      dst[p * 6 + 5] = src[5];
+    }
+  }
+}
+
+void spack_b_16(bool trans, const float* B, std::int64_t ldb, std::int64_t j0,
+                std::int64_t nr_valid, std::int64_t p0, std::int64_t kc, float* dst) {
+  if (nr_valid != 16) {
+    pack_b_generic_f32_nr16(trans, B, ldb, j0, nr_valid, p0, kc, dst);
+    return;
+  }
+  std::int64_t p = 0;
+  if (!trans) {  // rows of op(B) contiguous in j: copy 16 per p
+    const float* src = B + p0 * ldb + j0;
+    for (; p < kc; ++p, src += ldb) {
+      _mm256_store_ps(dst + p * 16, _mm256_loadu_ps(src));
+      _mm256_store_ps(dst + p * 16 + 8, _mm256_loadu_ps(src + 8));
+    }
+  } else {  // columns of op(B) contiguous in p: transpose two 8 x 8 blocks per 8 p
+    const float* cols = B + j0 * ldb + p0;
+    for (; p + 8 <= kc; p += 8) {
+      for (int half = 0; half < 2; ++half) {
+        __m256 r[8];
+        for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(cols + (half * 8 + j) * ldb + p);
+        transpose8(r);
+        for (int q = 0; q < 8; ++q) _mm256_store_ps(dst + (p + q) * 16 + half * 8, r[q]);
+      }
+    }
+    for (; p < kc; ++p)
+      for (int j = 0; j < 16; ++j) dst[p * 16 + j] = cols[j * ldb + p];
+  }
+}
+
 }  // namespace
 
 KernelTable avx2_kernels() {
   KernelTable t;
   t.sgemm = &sgemm_6x16;
   t.s = Blocking{6, 16, 144, 256, 3072};
+  t.spack_a = &spack_a_6;
+  t.spack_b = &spack_b_16;
+  t.sgemm_ga = &sgemm_6x16_ga;
   t.dgemm = &dgemm_6x8;
   t.d = Blocking{6, 8, 96, 256, 2048};
+  t.dpack_a = &pack_a_generic_f64_mr6;
+  t.dpack_b = &pack_b_generic_f64_nr8;
+  t.dgemm_ga = &dgemm_6x8_ga;
   return t;
 }
 

@@ -14,54 +14,52 @@ __all__ = ["ReLU", "Sigmoid", "Tanh", "Softmax"]
 
 
 class _Elementwise(Module):
-    _forward = None   # functional forward: f(x, out=)
-    _backward = None  # functional backward: f(y, grad_out, out=)
+    _code = 0  # activation code of the kernels (functional._ACT)
 
     def __init__(self):
         super().__init__()
         self._y = None
 
     def forward(self, x):
-        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        if type(x) is not np.ndarray or x.dtype.kind != "f" or not x.flags.c_contiguous:
             x = F._float_input(x, type(self).__name__, "input")
             if x.dtype not in (np.float32, np.float64):
                 raise TypeError(f"{type(self).__name__}: input must be float32 or float64, "
                                 f"got {x.dtype}")
         y = self._scratch("out", x.shape, x.dtype)
-        type(self)._forward(x, out=y)
-        self._y = y
+        F._activation_into(self._code, x, y)
+        self.__dict__["_y"] = y  # plain attribute: skip Module.__setattr__
         return y
 
     def backward(self, grad_out):
         y = self._y
         if y is None:
             raise RuntimeError(f"{type(self).__name__}: backward called before forward")
-        if not isinstance(grad_out, np.ndarray) or grad_out.shape != y.shape \
+        if type(grad_out) is not np.ndarray or grad_out.shape != y.shape \
                 or grad_out.dtype != y.dtype:
             raise ValueError(f"{type(self).__name__}: expected grad_out {y.shape} {y.dtype}, got "
                              f"{getattr(grad_out, 'shape', None)} "
                              f"{getattr(grad_out, 'dtype', type(grad_out).__name__)}")
+        if not grad_out.flags.c_contiguous:
+            grad_out = np.ascontiguousarray(grad_out)
         dx = self._scratch("grad_in", y.shape, y.dtype)
-        type(self)._backward(y, grad_out, out=dx)
+        F._activation_backward_into(self._code, y, grad_out, dx)
         return dx
 
 
 class ReLU(_Elementwise):
     """``max(x, 0)``; backward ``grad_out * (y > 0)``."""
-    _forward = staticmethod(F.relu)
-    _backward = staticmethod(F.relu_backward)
+    _code = F._ACT["relu"]
 
 
 class Sigmoid(_Elementwise):
     """``e^x / (1 + e^x)`` (stable for large |x|); backward ``grad_out * y * (1 - y)``."""
-    _forward = staticmethod(F.sigmoid)
-    _backward = staticmethod(F.sigmoid_backward)
+    _code = F._ACT["sigmoid"]
 
 
 class Tanh(_Elementwise):
     """``tanh(x)``; backward ``grad_out * (1 - y**2)``."""
-    _forward = staticmethod(F.tanh)
-    _backward = staticmethod(F.tanh_backward)
+    _code = F._ACT["tanh"]
 
 
 class Softmax(_Elementwise):

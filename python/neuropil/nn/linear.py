@@ -28,7 +28,8 @@ class Linear(Module):
     drawn in float64 from ``neuropil._random.get_rng(rng)`` then cast.
 
     forward caches the input (a reference, no copy); backward accumulates
-    ``weight.grad += dy.T @ x`` (a GEMM with beta=1 straight into the gradient),
+    ``weight.grad += dy.T @ x`` (a GEMM with beta=1 straight into the gradient, or
+    beta=0 right after ``zero_grad()``, which skips the fill and the read),
     ``bias.grad += dy.sum(0)`` and returns ``dy @ weight``.
     """
 
@@ -43,6 +44,7 @@ class Linear(Module):
         self.weight = Parameter(np.zeros((self.out_features, self.in_features), dtype))
         self.bias = Parameter(np.zeros(self.out_features, dtype)) if bias else None
         self._x = None
+        self._lead = None
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng=None) -> None:
@@ -56,54 +58,66 @@ class Linear(Module):
     def _name(self) -> str:
         return f"Linear({self.in_features}, {self.out_features})"
 
-    def forward(self, x):
+    def _prepare_input(self, x):
+        """Validate ``x`` (errors name the layer); return it as C-contiguous (M, in) and the
+        leading dims of the caller's shape (None for a plain (N, in) batch)."""
         w = self.weight.data
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
-        if x.ndim < 1 or x.shape[-1] != self.in_features or (x.ndim == 1):
+        if x.ndim < 2 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self._name()}: expected input (N, {self.in_features}), "
                              f"got {x.shape}")
         if x.dtype != w.dtype:
             raise TypeError(f"{self._name()}: input is {x.dtype} but the layer's parameters are "
                             f"{w.dtype}; convert the input with .astype(np.{w.dtype}) or the "
                             f"model with .{'double' if x.dtype == np.float64 else 'float'}()")
-        lead = x.shape[:-1]
+        lead = x.shape[:-1] if x.ndim != 2 else None
         if x.ndim != 2:
             x = x.reshape(-1, self.in_features)
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
+        return x, lead
+
+    def forward(self, x):
+        w = self.weight.data
+        if (type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == self.in_features
+                and x.dtype == w.dtype and x.flags.c_contiguous):
+            lead = None  # the hot path: nothing to convert
+        else:
+            x, lead = self._prepare_input(x)
         y = self._scratch("out", (x.shape[0], self.out_features), w.dtype)
-        F.linear(x, w, None if self.bias is None else self.bias.data, out=y)
-        self._x = x
-        self._lead = lead
-        return y if len(lead) == 1 else y.reshape(lead + (self.out_features,))
+        F._linear_into(x, w, None if self.bias is None else self.bias.data, y)
+        d = self.__dict__  # plain attributes: skip Module.__setattr__'s registration
+        d["_x"] = x
+        d["_lead"] = lead
+        return y if lead is None else y.reshape(lead + (self.out_features,))
 
     def _grad_out(self, grad_out) -> np.ndarray:
         x = self._x
         if x is None:
             raise RuntimeError(f"{self._name()}: backward called before forward")
+        lead = self._lead
+        expect = (x.shape[0], self.out_features) if lead is None else lead + (self.out_features,)
+        if type(grad_out) is np.ndarray and grad_out.shape == expect and grad_out.dtype == x.dtype:
+            if grad_out.ndim != 2:
+                grad_out = grad_out.reshape(-1, self.out_features)
+            return grad_out if grad_out.flags.c_contiguous else np.ascontiguousarray(grad_out)
         if not isinstance(grad_out, np.ndarray) or grad_out.dtype != x.dtype:
             raise TypeError(f"{self._name()}: grad_out must be a {x.dtype} array, got "
                             f"{getattr(grad_out, 'dtype', type(grad_out).__name__)}")
-        expect = self._lead + (self.out_features,)
-        if grad_out.shape != expect:
-            raise ValueError(f"{self._name()}: expected grad_out {expect}, got {grad_out.shape}")
-        if grad_out.ndim != 2:
-            grad_out = grad_out.reshape(-1, self.out_features)
-        if not grad_out.flags.c_contiguous:
-            grad_out = np.ascontiguousarray(grad_out)
-        return grad_out
+        raise ValueError(f"{self._name()}: expected grad_out {expect}, got {grad_out.shape}")
 
     def _backward(self, grad_out, need_input: bool):
         g = self._grad_out(grad_out)
         x = self._x
         w, b = self.weight, self.bias
         dx = self._scratch("grad_in", x.shape, x.dtype) if need_input else None
-        F.linear_backward(g, x, w.data,
-                          grad_weight=w.grad if w.requires_grad else None,
-                          grad_bias=b.grad if b is not None and b.requires_grad else None,
-                          grad_input=dx if need_input else False)
-        if dx is not None and len(self._lead) != 1:
+        # A gradient just zeroed by zero_grad() is overwritten (beta 0), not accumulated.
+        gw, w_zeroed = w._grad_for_write() if w.requires_grad else (None, False)
+        gb, b_zeroed = b._grad_for_write() if b is not None and b.requires_grad else (None, False)
+        F._linear_backward_into(g, x, w.data, gw, gb, dx, 0.0 if w_zeroed else 1.0,
+                                0.0 if b_zeroed else 1.0)
+        if dx is not None and self._lead is not None:
             dx = dx.reshape(self._lead + (self.in_features,))
         return dx
 

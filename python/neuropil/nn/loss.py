@@ -15,7 +15,7 @@ __all__ = ["MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss"]
 
 
 class _Loss(Module):
-    _fn = None
+    _kind = ""  # functional's name of the fused loss
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
@@ -26,6 +26,8 @@ class _Loss(Module):
         self._grad = None
 
     def _prepare(self, pred):
+        if type(pred) is np.ndarray and pred.dtype.kind == "f" and pred.flags.c_contiguous:
+            return pred  # float16 and the like are rejected by the kernel's check
         if not isinstance(pred, np.ndarray) or pred.dtype not in (np.float32, np.float64):
             pred = F._float_input(pred, type(self).__name__, "input")
             if pred.dtype not in (np.float32, np.float64):
@@ -39,10 +41,10 @@ class _Loss(Module):
         pred = self._prepare(pred)
         grad = self._scratch("grad", pred.shape, pred.dtype)
         try:
-            loss = type(self)._fn(pred, target, self.reduction, grad=grad)
+            loss = F._loss_into(self._kind, pred, target, grad, self.reduction)
         except (ValueError, TypeError) as err:
             raise type(err)(f"{type(self).__name__}: {err}") from None
-        self._grad = grad
+        self.__dict__["_grad"] = grad  # plain attribute: skip Module.__setattr__
         return loss
 
     def __call__(self, pred, target) -> float:
@@ -66,15 +68,15 @@ class CrossEntropyLoss(_Loss):
 
     Fused and stable (max subtraction); gradient ``(softmax - target) / N`` for 'mean'.
     """
-    _fn = staticmethod(F.cross_entropy)
+    _kind = "cross_entropy"
 
 
 class MSELoss(_Loss):
     """Mean (or sum) of squared differences; pred and target share one shape."""
-    _fn = staticmethod(F.mse_loss)
+    _kind = "mse_loss"
 
 
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy of ``sigmoid(input)`` against targets in [0, 1], computed
     from the logits without overflow: ``max(x,0) - x t + log1p(exp(-|x|))``."""
-    _fn = staticmethod(F.binary_cross_entropy_with_logits)
+    _kind = "binary_cross_entropy_with_logits"

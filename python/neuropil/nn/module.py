@@ -30,6 +30,7 @@ import numpy as np
 __all__ = ["Parameter", "Module", "Sequential"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_NO_SCRATCH: dict = {}
 
 
 class Parameter:
@@ -39,7 +40,7 @@ class Parameter:
     update ``data`` in place, so references held by layers stay valid.
     """
 
-    __slots__ = ("data", "grad", "requires_grad")
+    __slots__ = ("data", "_grad", "_grad_zeroed", "requires_grad")
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
         arr = np.array(data, dtype=dtype if dtype is not None else None, copy=True, order="C")
@@ -64,8 +65,31 @@ class Parameter:
     def size(self):
         return self.data.size
 
+    # zero_grad() only marks the gradient as zero; the array is filled on its next
+    # read through ``.grad``. A kernel that would accumulate into it asks
+    # ``_grad_for_write()`` instead and, told it is zero, overwrites it (beta = 0):
+    # the fill pass and the kernel's read of the old gradient both disappear.
+    @property
+    def grad(self) -> np.ndarray:
+        if self._grad_zeroed:
+            self._grad.fill(0)
+            self._grad_zeroed = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        self._grad = value
+        self._grad_zeroed = False
+
     def zero_grad(self) -> None:
-        self.grad.fill(0)
+        self._grad_zeroed = True
+
+    def _grad_for_write(self):
+        """``(grad array, zeroed)``. With ``zeroed`` True the caller MUST overwrite every
+        element (it is logically zero); either way the array is current afterwards."""
+        zeroed = self._grad_zeroed
+        self._grad_zeroed = False
+        return self._grad, zeroed
 
     def _set_dtype(self, dtype) -> None:
         dtype = np.dtype(dtype)
@@ -141,6 +165,10 @@ class Module:
         In eval mode a fresh array is returned every call (callers may keep it).
         Contents are undefined: kernels write every element.
         """
+        if self.training:  # hot path: the cached array still fits (no normalisation)
+            arr = self.__dict__.get("_scratch_arrays", _NO_SCRATCH).get(name)
+            if arr is not None and arr.shape == shape and arr.dtype == dtype:
+                return arr
         shape = tuple(int(s) for s in shape)
         dtype = np.dtype(dtype)
         if not self.training:
@@ -353,9 +381,15 @@ class Sequential(Module):
         parameters (Flatten, Dropout...) are skipped and the first trainable one is
         asked for its parameter gradients only."""
         layers = list(self._modules.values())
-        first = next((i for i, m in enumerate(layers)
-                      if any(p.requires_grad for p in m.parameters())), len(layers))
+        first = next((i for i, m in enumerate(layers) if _trainable(m)), len(layers))
         for m in reversed(layers[first + 1:]):
             grad_out = m.backward(grad_out)
         if first < len(layers):
             layers[first].backward_params(grad_out)
+
+
+def _trainable(m: Module) -> bool:
+    """Whether ``m`` has a parameter that requires a gradient (leaf layers checked cheaply)."""
+    if not m._modules:
+        return any(p.requires_grad for p in m._parameters.values())
+    return any(p.requires_grad for p in m.parameters())

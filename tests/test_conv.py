@@ -297,3 +297,15 @@ def test_cnn_training_is_bitwise_identical_for_1_and_2_threads(threads):
         weights.append([p.data.copy() for p in model.parameters()])
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_summary_with_dense_head():
+    if not all(hasattr(nn, n) for n in ("Linear", "ReLU", "Flatten")):
+        pytest.skip("dense layers not in this build")
+    model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+    info = model.summary((1, 28, 28), print_fn=None)
+    assert info["layers"][6][2] == ("N", 3136)
+    assert info["layers"][-1][2] == ("N", 10)
+    assert info["total_params"] == 320 + 18496 + 401536 + 1290 == model.num_parameters()

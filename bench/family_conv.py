@@ -196,7 +196,7 @@ def lenet_table(ctx):
     headers = ["thr", "neuropil samples/s", "NumPy samples/s", "×NumPy"]
     if torch is not None:
         headers += ["PyTorch samples/s", "×PyTorch"]
-    headers += ["neuropil GFLOP/s", "of FMA peak (probe)", "faults/step np/NumPy" + ("/torch" if torch else "")]
+    headers += ["neuropil GFLOP/s", "of FMA peak (probe)", "faults/step neuropil/NumPy" + ("/torch" if torch else "")]
     print(table(f"LeNet-like CNN training step, batch {BATCH}, float32 "
                 f"({flops / 1e9:.2f} GFLOP/step)", headers, rows))
 

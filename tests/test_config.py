@@ -25,7 +25,8 @@ def test_set_num_threads(threads):
     neuropil.set_num_threads(1)
     assert neuropil.get_num_threads() == 1
     neuropil.set_num_threads(2)
-    assert neuropil.get_num_threads() == min(2, os.cpu_count() or 2) or neuropil.get_num_threads() == 2
+    serial = not neuropil.show_config(mode="dicts")["openmp"]
+    assert neuropil.get_num_threads() == (1 if serial else 2)  # a serial build runs on one
     with pytest.raises(ValueError, match="positive integer, got 0"):
         neuropil.set_num_threads(0)
     with pytest.raises(TypeError, match="must be an int"):
@@ -99,3 +100,13 @@ def test_module_scratch_reuse_policy():
     m.eval()
     e = m._scratch("y", (2, 4), np.float32)
     assert m._scratch("y", (2, 4), np.float32) is not e  # eval: always fresh
+
+
+def test_openmp_spin_default_and_user_override():
+    code = "import os, neuropil; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    run = lambda e: subprocess.run([sys.executable, "-c", code], env=e, capture_output=True,
+                                   text=True, check=True).stdout.strip()
+    assert run(env) == "1000"  # short spin: shared machines stay fast
+    assert run({**env, "OMP_WAIT_POLICY": "active"}) == "None"  # the user's choice wins
+    assert run({**env, "GOMP_SPINCOUNT": "50"}) == "50"

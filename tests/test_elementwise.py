@@ -417,3 +417,23 @@ def test_empty_arrays_are_fine_for_elementwise():
     assert F.relu(x).shape == (0, 5)
     assert F.softmax(x).shape == (0, 5)
     assert F.linear(x, np.ones((3, 5), np.float32)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 17), (129, 10), (3, 1)])
+def test_argmax_matches_numpy_with_ties_and_nan(dtype, shape):
+    rng = np.random.default_rng(7)
+    x = rng.integers(-3, 3, size=shape).astype(dtype)  # many ties: first maximum wins
+    if shape[0] > 2 and shape[1] > 2:
+        x[1, 2] = np.nan  # NaN counts as the maximum, as numpy.argmax
+        x[2, 0] = np.inf
+    np.testing.assert_array_equal(F.argmax(x), np.argmax(x, axis=1))
+
+
+def test_argmax_bad_input():
+    with pytest.raises(ValueError, match=r"argmax: x must be 2-D"):
+        F.argmax(np.ones(3, np.float32))
+    with pytest.raises(TypeError, match=r"argmax: out must be int64"):
+        F.argmax(np.ones((2, 3), np.float32), out=np.empty(2, np.int32))
+    with pytest.raises(ValueError, match=r"argmax: out must have shape \(2,\)"):
+        F.argmax(np.ones((2, 3), np.float32), out=np.empty(3, np.int64))

@@ -201,6 +201,25 @@ void softmax_b(const py::array& x, py::array& out, bool log) {
   });
 }
 
+void argmax_b(const py::array& x, py::array& out) {
+  const char* fn = "argmax";
+  const Dtype dt = float_input(x, fn, "x");
+  auto [N, C] = rows_cols(x, fn, "x");
+  if (C < 1) throw py::value_error("argmax: x must have at least one column, got shape " +
+                                   shape_str(x));
+  if (!out.dtype().equal(py::dtype::of<std::int64_t>()))
+    throw py::type_error("argmax: out must be int64, got " + dtype_str(out));
+  require_shape(out, {N}, fn, "out");
+  require_writeable_out(out, fn, "out");
+  by_dtype(dt, [&, N = N, C = C](auto t) {
+    using T = decltype(t);
+    const T* xp = cptr<T>(x);
+    std::int64_t* op = static_cast<std::int64_t*>(out.mutable_data());
+    py::gil_scoped_release release;
+    argmax_rows<T>(N, C, xp, op);
+  });
+}
+
 void softmax_backward_b(const py::array& y, const py::array& dy, py::array& out, bool log) {
   const char* fn = log ? "log_softmax_backward" : "softmax_backward";
   const Dtype dt = float_input(y, fn, "y");
@@ -433,6 +452,8 @@ void register_elementwise(py::module_& m) {
         "out[C] = beta * out + column sums of grad_out[N, C] (deterministic).");
   m.def("softmax", &softmax_b, py::arg("x"), py::arg("out"), py::arg("log") = false,
         "softmax (or log_softmax) over the last axis; out may be x.");
+  m.def("argmax", &argmax_b, py::arg("x"), py::arg("out"),
+        "out[n] = argmax over the last axis of x (N, C); first maximum, NaN counts as maximum.");
   m.def("softmax_backward", &softmax_backward_b, py::arg("y"), py::arg("grad_out"),
         py::arg("out"), py::arg("log") = false,
         "gradient of (log_)softmax over the last axis from its output y.");

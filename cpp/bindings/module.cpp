@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "neuropil/cpu.h"
+#include "neuropil/gemm.h"
 #include "neuropil/parallel.h"
 
 namespace py = pybind11;
@@ -12,6 +13,7 @@ namespace bind {
 void register_gemm(py::module_& m);
 void register_conv(py::module_& m);
 void register_pool(py::module_& m);
+void register_rnn(py::module_& m);
 void register_elementwise(py::module_& m);
 void register_optim(py::module_& m);
 }  // namespace bind
@@ -65,12 +67,21 @@ PYBIND11_MODULE(_kernels, m) {
     d["l1d_bytes"] = c.l1d_bytes;
     d["l2_bytes"] = c.l2_bytes;
     d["l3_bytes"] = c.l3_bytes;
+    for (int bytes : {4, 8}) {
+      int mr, nr;
+      index_t mc, kc, nc;
+      gemm_blocking(bytes, &mr, &nr, &mc, &kc, &nc);
+      d[bytes == 4 ? "gemm_blocking_f32" : "gemm_blocking_f64"] =
+          py::dict(py::arg("mr") = mr, py::arg("nr") = nr, py::arg("mc") = mc,
+                   py::arg("kc") = kc, py::arg("nc") = nc);
+    }
     return d;
   });
 
   bind::register_gemm(m);
   bind::register_conv(m);
   bind::register_pool(m);
+  bind::register_rnn(m);
   bind::register_elementwise(m);
   bind::register_optim(m);
 }

@@ -8,6 +8,14 @@ from __future__ import annotations
 import os as _os
 import warnings as _warnings
 
+# OpenMP workers that spin for long between kernels steal the CPU from the
+# thread that has work whenever the machine is shared (a busy 2-vCPU VM ran the
+# digits demo 4x slower with libgomp's default spin than with none). A short
+# spin keeps back-to-back kernels fast and then sleeps. Set before the
+# extension loads libgomp; a user's own OMP_WAIT_POLICY/GOMP_SPINCOUNT wins.
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["GOMP_SPINCOUNT"] = "1000"
+
 from . import functional
 from . import nn
 from . import image

@@ -1,6 +1,7 @@
 """Threads, kernel ISA and build configuration."""
 from __future__ import annotations
 
+import os
 import platform
 import sys
 
@@ -39,6 +40,8 @@ def config() -> dict:
         isa=_k.get_isa(),
         available_isas=list(_k.available_isas()),
         num_threads=_k.get_num_threads(),
+        openmp_wait=", ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                              if k in os.environ) or "OpenMP default",
         python=sys.version.split()[0],
         platform=platform.platform(),
         machine=platform.machine(),
@@ -67,7 +70,8 @@ def show_config(mode: str = "stdout"):
         f"neuropil {info['version']}",
         f"  kernels (ISA):   {info['isa']}  (available: {', '.join(info['available_isas'])})",
         f"  threads:         {info['num_threads']}  (OpenMP: "
-        + (f"yes, {info['openmp_version']}" if info["openmp"] else "no, serial build")
+        + (f"yes, {info['openmp_version']}, wait {info['openmp_wait']}" if info["openmp"]
+           else "no, serial build")
         + ")",
         f"  compiler:        {info['compiler']}  ({info['build_type']} build, "
         f"AVX2 kernels {'compiled' if info['avx2_compiled'] else 'not compiled'})",
@@ -75,6 +79,9 @@ def show_config(mode: str = "stdout"):
         f"fma={info['cpu_fma']} avx512f={info['cpu_avx512f']}",
         f"  caches:          L1d {cache(info['l1d_bytes'])}, L2 {cache(info['l2_bytes'])}, "
         f"L3 {cache(info['l3_bytes'])}",
+        "  GEMM blocking:   " + ", ".join(
+            f"{t} mr={b['mr']} nr={b['nr']} mc={b['mc']} kc={b['kc']} nc={b['nc']}"
+            for t, b in (("f32", info["gemm_blocking_f32"]), ("f64", info["gemm_blocking_f64"]))),
         f"  python:          {info['python']}  numpy {info.get('numpy', '?')}",
         f"  platform:        {info['platform']}",
     ]

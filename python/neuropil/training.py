@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from . import _random
+from . import functional as F
 from .callbacks import Callback, CallbackList, History, ProgressBar
 
 __all__ = ["fit", "evaluate", "predict", "DivergenceError"]
@@ -168,8 +169,13 @@ def accuracy(pred: np.ndarray, target: np.ndarray) -> float:
     integer labels (N,) or one-hot/probability targets (N, C) compare arg
     maxima; a single output (N,) or (N, 1) is a binary logit (positive means 1)."""
     if pred.ndim == 2 and pred.shape[1] > 1:
-        guess = pred.argmax(axis=1)
-        truth = target if target.ndim == 1 else target.argmax(axis=1)
+        guess = F.argmax(pred)  # C++ row argmax: no NumPy arithmetic on the hot path
+        if target.ndim == 1:
+            truth = target
+        elif target.dtype in (np.float32, np.float64):
+            truth = F.argmax(target)
+        else:
+            truth = target.argmax(axis=1)
     else:
         guess = pred.reshape(-1) > 0
         truth = target.reshape(-1) > 0.5

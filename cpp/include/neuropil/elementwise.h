@@ -66,6 +66,11 @@ void log_softmax_forward(index_t N, index_t C, const T* x, T* y) noexcept;
 // softmax_backward:     dx[n, c] = y[n,c] * (dy[n,c] - sum_k dy[n,k] y[n,k])   (y = softmax)
 // log_softmax_backward: dx[n, c] = dy[n,c] - exp(y[n,c]) * sum_k dy[n,k]      (y = log_softmax)
 // In place allowed (dx == dy).
+// argmax_rows: x [N, C] -> idx [N], the column of each row's maximum; ties go
+// to the first, and a NaN counts as the maximum (as numpy.argmax). C >= 1.
+template <typename T>
+void argmax_rows(index_t N, index_t C, const T* x, std::int64_t* idx) noexcept;
+
 template <typename T>
 void softmax_backward(index_t N, index_t C, const T* y, const T* dy, T* dx) noexcept;
 template <typename T>

@@ -36,6 +36,10 @@ void gemm_reference(Trans ta, Trans tb, index_t M, index_t N, index_t K, double 
                     const double* A, index_t lda, const double* B, index_t ldb, double beta,
                     double* C, index_t ldc) noexcept;
 
+// The register tile and cache blocks gemm uses for float (4) or double (8)
+// under the active ISA: chosen once from the detected L1/L2/L3 sizes.
+void gemm_blocking(int dtype_bytes, int* mr, int* nr, index_t* mc, index_t* kc, index_t* nc);
+
 // Peak probe for benchmarks: runs an FMA-bound loop for about `seconds` on
 // `threads` threads and returns the float32 GFLOP/s reached (0 when the
 // active ISA has no FMA probe).

@@ -78,6 +78,24 @@ void log_softmax_forward(index_t N, index_t C, const T* x, T* y) noexcept {
 }
 
 template <typename T>
+void argmax_rows(index_t N, index_t C, const T* x, std::int64_t* idx) noexcept {
+  if (N <= 0 || C <= 0) return;
+  parallel_for(N, threads_for(N * C), [&](index_t b, index_t e) {
+    for (index_t n = b; n < e; ++n) {
+      const T* xr = x + n * C;
+      index_t best = 0;
+      T m = xr[0];
+      for (index_t c = 1; c < C && m == m; ++c)  // stops at the first NaN
+        if (xr[c] > m || xr[c] != xr[c]) {
+          m = xr[c];
+          best = c;
+        }
+      idx[n] = best;
+    }
+  });
+}
+
+template <typename T>
 void softmax_backward(index_t N, index_t C, const T* y, const T* dy, T* dx) noexcept {
   if (N <= 0 || C <= 0) return;
   parallel_for(N, threads_for(N * C), [&](index_t b, index_t e) {
@@ -176,6 +194,7 @@ double softmax_cross_entropy_targets(index_t N, index_t C, const T* logits, cons
   template void softmax_forward<T>(index_t, index_t, const T*, T*) noexcept;                   \
   template void log_softmax_forward<T>(index_t, index_t, const T*, T*) noexcept;               \
   template void softmax_backward<T>(index_t, index_t, const T*, const T*, T*) noexcept;        \
+  template void argmax_rows<T>(index_t, index_t, const T*, std::int64_t*) noexcept;            \
   template void log_softmax_backward<T>(index_t, index_t, const T*, const T*, T*) noexcept;    \
   template double softmax_cross_entropy_labels<T>(index_t, index_t, const T*,                  \
                                                   const std::int64_t*, Reduction, T*) noexcept; \

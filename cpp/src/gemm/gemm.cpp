@@ -27,11 +27,39 @@ namespace {
 using gemm_detail::Blocking;
 using gemm_detail::KernelTable;
 
+// Cache blocking from the detected cache sizes (BLIS's rules of thumb), within
+// clamps that keep odd reports (a hypervisor's whole-socket L3, say) harmless:
+//   kc: a B micro-panel [kc][nr] fills half of L1;
+//   mc: an A block [mc][kc] fills half of L2;
+//   nc: a B block [kc][nc] fills a quarter of L3.
+// Unknown sizes keep the table's defaults. Depends on the CPU only, never on
+// the thread count, so results stay bitwise reproducible on one machine.
+Blocking tuned(Blocking b, std::size_t elem) {
+  const CpuInfo& cpu = cpu_info();
+  auto round_down = [](index_t x, index_t m) { return std::max<index_t>(m, x / m * m); };
+  if (cpu.l1d_bytes > 0)
+    b.kc = std::clamp<index_t>(round_down(cpu.l1d_bytes / 2 / (b.nr * elem), 16), 128, 512);
+  if (cpu.l2_bytes > 0)
+    b.mc = std::clamp<index_t>(round_down(cpu.l2_bytes / 2 / (b.kc * elem), b.mr), 8 * b.mr,
+                               round_down(480, b.mr));
+  if (cpu.l3_bytes > 0) {
+    const index_t l3 = std::min<index_t>(cpu.l3_bytes, index_t(32) << 20);
+    b.nc = std::clamp<index_t>(round_down(l3 / 4 / (b.kc * elem), b.nr), 32 * b.nr, 8192);
+  }
+  return b;
+}
+
+KernelTable tuned(KernelTable t) {
+  t.s = tuned(t.s, sizeof(float));
+  t.d = tuned(t.d, sizeof(double));
+  return t;
+}
+
 const KernelTable& table_for(Isa isa) {
-  static const KernelTable generic = gemm_detail::generic_kernels();
+  static const KernelTable generic = tuned(gemm_detail::generic_kernels());
 #ifdef NEUROPIL_HAVE_AVX2
   if (isa == Isa::Avx2) {
-    static const KernelTable avx2 = gemm_detail::avx2_kernels();
+    static const KernelTable avx2 = tuned(gemm_detail::avx2_kernels());
     return avx2;
   }
 #else
@@ -39,6 +67,20 @@ const KernelTable& table_for(Isa isa) {
 #endif
   return generic;
 }
+
+}  // namespace
+
+void gemm_blocking(int dtype_bytes, int* mr, int* nr, index_t* mc, index_t* kc, index_t* nc) {
+  const KernelTable& t = table_for(active_isa());
+  const Blocking& b = dtype_bytes == 4 ? t.s : t.d;
+  *mr = b.mr;
+  *nr = b.nr;
+  *mc = b.mc;
+  *kc = b.kc;
+  *nc = b.nc;
+}
+
+namespace {
 
 // A grow-only, 64-byte aligned scratch buffer, one per calling thread, reused
 // across calls so a steady-state training step allocates nothing here.
@@ -70,6 +112,7 @@ struct Traits<float> {
   static gemm_detail::pack_a_fn<float> pack_a(const KernelTable& t) { return t.spack_a; }
   static gemm_detail::pack_b_fn<float> pack_b(const KernelTable& t) { return t.spack_b; }
   static gemm_detail::ukr_ga_f32 ukr_ga(const KernelTable& t) { return t.sgemm_ga; }
+  static auto store_t(const KernelTable& t) { return t.sstore_t; }
 };
 template <>
 struct Traits<double> {
@@ -78,6 +121,9 @@ struct Traits<double> {
   static gemm_detail::pack_a_fn<double> pack_a(const KernelTable& t) { return t.dpack_a; }
   static gemm_detail::pack_b_fn<double> pack_b(const KernelTable& t) { return t.dpack_b; }
   static gemm_detail::ukr_ga_f64 ukr_ga(const KernelTable& t) { return t.dgemm_ga; }
+  static void (*store_t(const KernelTable&))(const double*, double*, index_t, double) {
+    return nullptr;
+  }
 };
 
 // C = beta * C over an M x N block (beta == 0 writes zeros, never reads C).
@@ -118,7 +164,21 @@ void split_grid(index_t mp, index_t np, int t, index_t* tm_out, index_t* tn_out)
 template <typename T>
 void store_tile(const T* tile, index_t ld_tile, index_t mr_valid, index_t nr_valid, T* C,
                 index_t ldc, index_t i0, index_t j0, bool c_trans, T beta) {
-  const index_t rs = c_trans ? 1 : ldc, cs = c_trans ? ldc : 1;
+  if (c_trans) {  // tile column j is a contiguous run of C's row j0 + j
+    for (index_t j = 0; j < nr_valid; ++j) {
+      T* cj = C + (j0 + j) * ldc + i0;
+      const T* e = tile + j;
+      if (beta == T(0)) {
+        for (index_t r = 0; r < mr_valid; ++r) cj[r] = e[r * ld_tile];
+      } else if (beta == T(1)) {
+        for (index_t r = 0; r < mr_valid; ++r) cj[r] += e[r * ld_tile];
+      } else {
+        for (index_t r = 0; r < mr_valid; ++r) cj[r] = e[r * ld_tile] + beta * cj[r];
+      }
+    }
+    return;
+  }
+  const index_t rs = ldc, cs = 1;
   T* c = C + i0 * rs + j0 * cs;
   for (index_t r = 0; r < mr_valid; ++r) {
     const T* e = tile + r * ld_tile;
@@ -133,11 +193,21 @@ void store_tile(const T* tile, index_t ld_tile, index_t mr_valid, index_t nr_val
 
 // A product whose short side (M or N) is at most this runs the skinny path:
 // packing the long operand would cost more than its reuse repays. Measured on
-// Zen 3 (bench/compare.py gemm): 64 beats 0 and 256 on the training shapes.
+// Zen 3 (bench/compare.py gemm): 64 beats 0 and 256 on the training shapes...
 constexpr index_t kSkinnyMax = 64;
+// ... and up to this when the operand read in place runs along K.
+constexpr index_t kSkinnyContiguousMax = 128;
+
+// K split into equal blocks of at most kc (multiples of 8): 784 runs as
+// 4 x 196, not 3 x 256 + 16, whose short tail would pay a full pass over C.
+index_t balanced_kc(index_t K, index_t kc) {
+  const index_t blocks = (K + kc - 1) / kc;
+  const index_t even = (K + blocks - 1) / blocks;
+  return std::min(kc, (even + 7) / 8 * 8);
+}
 
 // Products smaller than this run on one thread: waking the pool costs more.
-constexpr double kParallelFlops = 2.0 * 48 * 48 * 48;
+constexpr double kParallelFlops = 2.0 * 80 * 80 * 80;
 
 // The packed loop nest. With c_trans, the tile grid computes C^T: element
 // (i, j) of the product is stored at C[j * ldc + i] (used to solve narrow-N
@@ -157,7 +227,7 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
 
   // Rows of A packed at once; a multiple of mc, bounded so scratch stays small.
   const index_t mb_rows = std::min<index_t>(blk.mc * 8, ((M + mr - 1) / mr) * mr);
-  const index_t kc_max = std::min<index_t>(blk.kc, K);
+  const index_t kc_max = balanced_kc(K, blk.kc);
   const index_t nc_max = std::min<index_t>(blk.nc, ((N + nr - 1) / nr) * nr);
 
   static thread_local Scratch scratch_a, scratch_b;
@@ -167,8 +237,8 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   for (index_t jc = 0; jc < N; jc += blk.nc) {
     const index_t nc = std::min(blk.nc, N - jc);
     const index_t np = (nc + nr - 1) / nr;
-    for (index_t pc = 0; pc < K; pc += blk.kc) {
-      const index_t kc = std::min(blk.kc, K - pc);
+    for (index_t pc = 0; pc < K; pc += kc_max) {
+      const index_t kc = std::min(kc_max, K - pc);
       const T beta_eff = pc == 0 ? beta : T(1);
       bool b_packed = false;
       for (index_t ib = 0; ib < M; ib += mb_rows) {
@@ -237,6 +307,7 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
                  index_t ldc, bool c_trans) {
   const auto ukr = Traits<T>::ukr_ga(table);
   const auto ukr_packed = Traits<T>::ukr(table);
+  const auto store_t = Traits<T>::store_t(table);
   const auto pack_a = Traits<T>::pack_a(table);
   const auto pack_b = Traits<T>::pack_b(table);
   const Blocking blk = Traits<T>::blk(table);
@@ -245,14 +316,14 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   const int threads = flops < kParallelFlops ? 1 : get_num_threads();
   const index_t np = (N + nr - 1) / nr;
   const index_t mp = (M + mr - 1) / mr;
-  const index_t kc_max = std::min<index_t>(blk.kc, K);
+  const index_t kc_max = balanced_kc(K, blk.kc);
   // a(i, k) = A[i * rs_a + k * cs_a]
   const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
 
   static thread_local Scratch scratch_b;
   T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * np * nr * kc_max));
-  for (index_t pc = 0; pc < K; pc += blk.kc) {
-    const index_t kc = std::min(blk.kc, K - pc);
+  for (index_t pc = 0; pc < K; pc += kc_max) {
+    const index_t kc = std::min(kc_max, K - pc);
     const T beta_eff = pc == 0 ? beta : T(1);
     parallel_for(np, threads, [&](index_t begin, index_t end) {
       for (index_t jr = begin; jr < end; ++jr)
@@ -285,7 +356,10 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
           } else {
             ukr(kc, a, rs_a, cs_a, bpanel, edge, nr, alpha, T(0));
           }
-          store_tile(edge, nr, mr_valid, nr_valid, C, ldc, i, j, c_trans, beta_eff);
+          if (c_trans && store_t && mr_valid == mr && nr_valid == nr)
+            store_t(edge, C + j * ldc + i, ldc, beta_eff);
+          else
+            store_tile(edge, nr, mr_valid, nr_valid, C, ldc, i, j, c_trans, beta_eff);
         }
       }
     });
@@ -308,15 +382,28 @@ void gemm_dispatch(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   auto padded = [](index_t x, index_t t) { return (x + t - 1) / t * t; };
   const double waste = double(padded(M, blk.mr)) * padded(N, blk.nr);
   const double waste_t = double(padded(N, blk.mr)) * padded(M, blk.nr);
-  if (std::min(M, N) <= kSkinnyMax) {
-    if (M < N) {
-      const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;
-      const Trans tb_t = ta == Trans::Yes ? Trans::No : Trans::Yes;
-      gemm_skinny<T>(table, ta_t, tb_t, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, true);
-    } else {
+  // The skinny path packs the short side and reads the long operand in place.
+  // Measured on Zen 3 (bench/compare.py gemm): it wins when N <= 128 and A
+  // runs along K (unit stride per k), and for short sides <= 64 in any layout.
+  if (Traits<T>::ukr_ga(table) != nullptr) {
+    const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;  // op(B)^T as "A"
+    const Trans tb_t = ta == Trans::Yes ? Trans::No : Trans::Yes;  // op(A)^T as "B"
+    const bool a_along_k = ta == Trans::No, bt_along_k = tb == Trans::Yes;
+    bool plain = false, transposed = false;
+    if (N <= kSkinnyContiguousMax && a_along_k && (N <= M || !bt_along_k))
+      plain = true;
+    else if (M <= kSkinnyMax && bt_along_k)  // C^T tiles are stored by scalar scatter:
+      transposed = true;                      // a tighter bound than the plain case
+    else if (std::min(M, N) <= kSkinnyMax)
+      (N <= M ? plain : transposed) = true;
+    if (plain) {
       gemm_skinny<T>(table, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);
+      return;
     }
-    return;
+    if (transposed) {
+      gemm_skinny<T>(table, ta_t, tb_t, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, true);
+      return;
+    }
   }
   if (N < blk.nr && waste_t < 0.9 * waste) {
     const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;

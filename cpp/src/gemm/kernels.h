@@ -23,7 +23,8 @@ using ukr_f64 = void (*)(std::int64_t kc, const double* a, const double* b, doub
                          std::int64_t ldc, double alpha, double beta);
 
 // Same tile with A read in place (no packing): a(i, k) = a[i * rs_a + k * cs_a].
-// Used when A's reuse is too low to repay packing (skinny products).
+// Used when A's reuse is too low to repay packing (skinny products); a table
+// may leave these null, and then every product is packed.
 using ukr_ga_f32 = void (*)(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
                             const float* b, float* c, std::int64_t ldc, float alpha, float beta);
 using ukr_ga_f64 = void (*)(std::int64_t kc, const double* a, std::int64_t rs_a,
@@ -55,6 +56,9 @@ struct KernelTable {
   pack_a_fn<float> spack_a;
   pack_b_fn<float> spack_b;
   ukr_ga_f32 sgemm_ga;
+  // Optional: stores a full mr x nr float tile (row stride nr) transposed,
+  // c[j * ldc + i] = tile[i][j] (+ beta * c[j * ldc + i] when beta != 0).
+  void (*sstore_t)(const float* tile, float* c, std::int64_t ldc, float beta);
   ukr_f64 dgemm;
   Blocking d;
   pack_a_fn<double> dpack_a;

@@ -12,114 +12,15 @@ namespace gemm_detail {
 namespace {
 
 // 6 x 16 float tile: 12 accumulators, 2 B vectors, 1 broadcast = 15 ymm.
-void sgemm_6x16(std::int64_t kc, const float* a, const float* b, float* c, std::int64_t ldc,
-                float alpha, float beta) {
-  for (int i = 0; i < 6; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-#pragma GCC unroll 4
-  for (std::int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(b);
-    const __m256 b1 = _mm256_load_ps(b + 8);
-    __m256 ai = _mm256_broadcast_ss(a + 0);
-    c00 = _mm256_fmadd_ps(ai, b0, c00);
-    c01 = _mm256_fmadd_ps(ai, b1, c01);
-    ai = _mm256_broadcast_ss(a + 1);
-    c10 = _mm256_fmadd_ps(ai, b0, c10);
-    c11 = _mm256_fmadd_ps(ai, b1, c11);
-    ai = _mm256_broadcast_ss(a + 2);
-    c20 = _mm256_fmadd_ps(ai, b0, c20);
-    c21 = _mm256_fmadd_ps(ai, b1, c21);
-    ai = _mm256_broadcast_ss(a + 3);
-    c30 = _mm256_fmadd_ps(ai, b0, c30);
-    c31 = _mm256_fmadd_ps(ai, b1, c31);
-    ai = _mm256_broadcast_ss(a + 4);
-    c40 = _mm256_fmadd_ps(ai, b0, c40);
-    c41 = _mm256_fmadd_ps(ai, b1, c41);
-    ai = _mm256_broadcast_ss(a + 5);
-    c50 = _mm256_fmadd_ps(ai, b0, c50);
-    c51 = _mm256_fmadd_ps(ai, b1, c51);
-    a += 6;
-    b += 16;
+// a(i, k) = a[i * rs_a + k * cs_a]; kPacked fixes rs_a = 1, cs_a = 6 at
+// compile time (the packed panel), so one body serves both contracts.
+template <bool kPacked>
+void sgemm_6x16_body(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
+                     const float* b, float* c, std::int64_t ldc, float alpha, float beta) {
+  if (kPacked) {
+    rs_a = 1;
+    cs_a = 6;
   }
-  const __m256 va = _mm256_set1_ps(alpha);
-  __m256 rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  if (beta == 0.0f) {
-    for (int i = 0; i < 6; ++i) {
-      _mm256_storeu_ps(c + i * ldc, _mm256_mul_ps(va, rows[i][0]));
-      _mm256_storeu_ps(c + i * ldc + 8, _mm256_mul_ps(va, rows[i][1]));
-    }
-  } else {
-    const __m256 vb = _mm256_set1_ps(beta);
-    for (int i = 0; i < 6; ++i) {
-      float* ci = c + i * ldc;
-      _mm256_storeu_ps(ci, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), _mm256_mul_ps(va, rows[i][0])));
-      _mm256_storeu_ps(ci + 8,
-                       _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), _mm256_mul_ps(va, rows[i][1])));
-    }
-  }
-}
-
-// 6 x 8 double tile: same register budget as the float kernel.
-void dgemm_6x8(std::int64_t kc, const double* a, const double* b, double* c, std::int64_t ldc,
-               double alpha, double beta) {
-  for (int i = 0; i < 6; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-  __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
-  __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
-  __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
-  __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
-  __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
-  __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
-#pragma GCC unroll 4
-  for (std::int64_t k = 0; k < kc; ++k) {
-    const __m256d b0 = _mm256_load_pd(b);
-    const __m256d b1 = _mm256_load_pd(b + 4);
-    __m256d ai = _mm256_broadcast_sd(a + 0);
-    c00 = _mm256_fmadd_pd(ai, b0, c00);
-    c01 = _mm256_fmadd_pd(ai, b1, c01);
-    ai = _mm256_broadcast_sd(a + 1);
-    c10 = _mm256_fmadd_pd(ai, b0, c10);
-    c11 = _mm256_fmadd_pd(ai, b1, c11);
-    ai = _mm256_broadcast_sd(a + 2);
-    c20 = _mm256_fmadd_pd(ai, b0, c20);
-    c21 = _mm256_fmadd_pd(ai, b1, c21);
-    ai = _mm256_broadcast_sd(a + 3);
-    c30 = _mm256_fmadd_pd(ai, b0, c30);
-    c31 = _mm256_fmadd_pd(ai, b1, c31);
-    ai = _mm256_broadcast_sd(a + 4);
-    c40 = _mm256_fmadd_pd(ai, b0, c40);
-    c41 = _mm256_fmadd_pd(ai, b1, c41);
-    ai = _mm256_broadcast_sd(a + 5);
-    c50 = _mm256_fmadd_pd(ai, b0, c50);
-    c51 = _mm256_fmadd_pd(ai, b1, c51);
-    a += 6;
-    b += 8;
-  }
-  const __m256d va = _mm256_set1_pd(alpha);
-  __m256d rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  if (beta == 0.0) {
-    for (int i = 0; i < 6; ++i) {
-      _mm256_storeu_pd(c + i * ldc, _mm256_mul_pd(va, rows[i][0]));
-      _mm256_storeu_pd(c + i * ldc + 4, _mm256_mul_pd(va, rows[i][1]));
-    }
-  } else {
-    const __m256d vb = _mm256_set1_pd(beta);
-    for (int i = 0; i < 6; ++i) {
-      double* ci = c + i * ldc;
-      _mm256_storeu_pd(ci, _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, rows[i][0])));
-      _mm256_storeu_pd(ci + 4,
-                       _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, rows[i][1])));
-    }
-  }
-}
-
-// 6 x 16 float tile, A read in place through six row pointers.
-void sgemm_6x16_ga(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
-                   const float* b, float* c, std::int64_t ldc, float alpha, float beta) {
   for (int i = 0; i < 6; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
   const float* a0 = a;
   const float* a1 = a + rs_a;
@@ -135,9 +36,10 @@ void sgemm_6x16_ga(std::int64_t kc, const float* a, std::int64_t rs_a, std::int6
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
 #pragma GCC unroll 4
   for (std::int64_t k = 0; k < kc; ++k) {
+    const std::int64_t o = k * cs_a;
+    if (kPacked) _mm_prefetch(reinterpret_cast<const char*>(a0 + o + 96), _MM_HINT_T0);
     const __m256 b0 = _mm256_load_ps(b);
     const __m256 b1 = _mm256_load_ps(b + 8);
-    const std::int64_t o = k * cs_a;
     __m256 ai = _mm256_broadcast_ss(a0 + o);
     c00 = _mm256_fmadd_ps(ai, b0, c00);
     c01 = _mm256_fmadd_ps(ai, b1, c01);
@@ -176,35 +78,82 @@ void sgemm_6x16_ga(std::int64_t kc, const float* a, std::int64_t rs_a, std::int6
   }
 }
 
-// 6 x 8 double tile, A read in place.
-void dgemm_6x8_ga(std::int64_t kc, const double* a, std::int64_t rs_a, std::int64_t cs_a,
-                  const double* b, double* c, std::int64_t ldc, double alpha, double beta) {
-  __m256d acc[6][2];
-  for (int i = 0; i < 6; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_pd();
+void sgemm_6x16(std::int64_t kc, const float* a, const float* b, float* c, std::int64_t ldc,
+                float alpha, float beta) {
+  sgemm_6x16_body<true>(kc, a, 1, 6, b, c, ldc, alpha, beta);
+}
+
+void sgemm_6x16_ga(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
+                   const float* b, float* c, std::int64_t ldc, float alpha, float beta) {
+  sgemm_6x16_body<false>(kc, a, rs_a, cs_a, b, c, ldc, alpha, beta);
+}
+
+// 6 x 8 double tile: same register budget as the float kernel; same contract.
+template <bool kPacked>
+void dgemm_6x8_body(std::int64_t kc, const double* a, std::int64_t rs_a, std::int64_t cs_a,
+                    const double* b, double* c, std::int64_t ldc, double alpha, double beta) {
+  if (kPacked) {
+    rs_a = 1;
+    cs_a = 6;
+  }
+  for (int i = 0; i < 6; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
+  __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
+  __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
+  __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
+  __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
+  __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
+#pragma GCC unroll 4
   for (std::int64_t k = 0; k < kc; ++k) {
+    const double* ak = a + k * cs_a;
     const __m256d b0 = _mm256_load_pd(b);
     const __m256d b1 = _mm256_load_pd(b + 4);
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; ++i) {
-      const __m256d ai = _mm256_broadcast_sd(a + i * rs_a + k * cs_a);
-      acc[i][0] = _mm256_fmadd_pd(ai, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_pd(ai, b1, acc[i][1]);
-    }
+    __m256d ai = _mm256_broadcast_sd(ak);
+    c00 = _mm256_fmadd_pd(ai, b0, c00);
+    c01 = _mm256_fmadd_pd(ai, b1, c01);
+    ai = _mm256_broadcast_sd(ak + rs_a);
+    c10 = _mm256_fmadd_pd(ai, b0, c10);
+    c11 = _mm256_fmadd_pd(ai, b1, c11);
+    ai = _mm256_broadcast_sd(ak + 2 * rs_a);
+    c20 = _mm256_fmadd_pd(ai, b0, c20);
+    c21 = _mm256_fmadd_pd(ai, b1, c21);
+    ai = _mm256_broadcast_sd(ak + 3 * rs_a);
+    c30 = _mm256_fmadd_pd(ai, b0, c30);
+    c31 = _mm256_fmadd_pd(ai, b1, c31);
+    ai = _mm256_broadcast_sd(ak + 4 * rs_a);
+    c40 = _mm256_fmadd_pd(ai, b0, c40);
+    c41 = _mm256_fmadd_pd(ai, b1, c41);
+    ai = _mm256_broadcast_sd(ak + 5 * rs_a);
+    c50 = _mm256_fmadd_pd(ai, b0, c50);
+    c51 = _mm256_fmadd_pd(ai, b1, c51);
     b += 8;
   }
   const __m256d va = _mm256_set1_pd(alpha);
-  for (int i = 0; i < 6; ++i) {
-    double* ci = c + i * ldc;
-    if (beta == 0.0) {
-      _mm256_storeu_pd(ci, _mm256_mul_pd(va, acc[i][0]));
-      _mm256_storeu_pd(ci + 4, _mm256_mul_pd(va, acc[i][1]));
-    } else {
-      const __m256d vb = _mm256_set1_pd(beta);
-      _mm256_storeu_pd(ci, _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, acc[i][0])));
+  __m256d rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (beta == 0.0) {
+    for (int i = 0; i < 6; ++i) {
+      _mm256_storeu_pd(c + i * ldc, _mm256_mul_pd(va, rows[i][0]));
+      _mm256_storeu_pd(c + i * ldc + 4, _mm256_mul_pd(va, rows[i][1]));
+    }
+  } else {
+    const __m256d vb = _mm256_set1_pd(beta);
+    for (int i = 0; i < 6; ++i) {
+      double* ci = c + i * ldc;
+      _mm256_storeu_pd(ci, _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, rows[i][0])));
       _mm256_storeu_pd(ci + 4,
-                       _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, acc[i][1])));
+                       _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, rows[i][1])));
     }
   }
+}
+
+void dgemm_6x8(std::int64_t kc, const double* a, const double* b, double* c, std::int64_t ldc,
+               double alpha, double beta) {
+  dgemm_6x8_body<true>(kc, a, 1, 6, b, c, ldc, alpha, beta);
+}
+
+void dgemm_6x8_ga(std::int64_t kc, const double* a, std::int64_t rs_a, std::int64_t cs_a,
+                  const double* b, double* c, std::int64_t ldc, double alpha, double beta) {
+  dgemm_6x8_body<false>(kc, a, rs_a, cs_a, b, c, ldc, alpha, beta);
 }
 
 // In-register transpose of an 8 x 8 float block: r[q][i] <- r[i][q].
@@ -292,6 +241,29 @@ void spack_b_16(bool trans, const float* B, std::int64_t ldb, std::int64_t j0,
   }
 }
 
+// A full 6 x 16 tile (row stride 16) stored transposed: 16 runs of 6 floats.
+void sstore_t_6x16(const float* tile, float* c, std::int64_t ldc, float beta) {
+  for (int half = 0; half < 2; ++half) {
+    __m256 r[8];
+    for (int i = 0; i < 6; ++i) r[i] = _mm256_loadu_ps(tile + i * 16 + half * 8);
+    r[6] = _mm256_setzero_ps();
+    r[7] = _mm256_setzero_ps();
+    transpose8(r);
+    for (int q = 0; q < 8; ++q) {
+      float* cj = c + (half * 8 + q) * ldc;
+      __m256 v = r[q];
+      if (beta != 0.0f) {
+        // Load exactly 6 floats (no read past the run): 4 + 2.
+        const __m128 lo = _mm_loadu_ps(cj);
+        const __m128 hi = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(cj + 4)));
+        const __m256 old = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+        v = _mm256_fmadd_ps(_mm256_set1_ps(beta), old, v);
+      }
+      store6(cj, v);
+    }
+  }
+}
+
 }  // namespace
 
 KernelTable avx2_kernels() {
@@ -301,6 +273,7 @@ KernelTable avx2_kernels() {
   t.spack_a = &spack_a_6;
   t.spack_b = &spack_b_16;
   t.sgemm_ga = &sgemm_6x16_ga;
+  t.sstore_t = &sstore_t_6x16;
   t.dgemm = &dgemm_6x8;
   t.d = Blocking{6, 8, 96, 256, 2048};
   t.dpack_a = &pack_a_generic_f64_mr6;

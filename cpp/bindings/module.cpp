@@ -11,6 +11,8 @@ namespace py = pybind11;
 namespace neuropil {
 namespace bind {
 void register_gemm(py::module_& m);
+void register_conv(py::module_& m);
+void register_pool(py::module_& m);
 void register_rnn(py::module_& m);
 void register_elementwise(py::module_& m);
 void register_optim(py::module_& m);
@@ -77,6 +79,8 @@ PYBIND11_MODULE(_kernels, m) {
   });
 
   bind::register_gemm(m);
+  bind::register_conv(m);
+  bind::register_pool(m);
   bind::register_rnn(m);
   bind::register_elementwise(m);
   bind::register_optim(m);

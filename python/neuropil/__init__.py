@@ -21,6 +21,7 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
 
 from . import functional
 from . import nn
+from . import image
 from . import optim
 from . import io
 from . import datasets
@@ -35,6 +36,7 @@ __version__ = functional._k.__version__
 __all__ = [
     "functional",
     "nn",
+    "image",
     "optim",
     "io",
     "datasets",

@@ -5,7 +5,8 @@
 // reused; no per-call start-up beyond waking them). Chunk boundaries may
 // depend on the thread count, so callers must make every index's result
 // independent of which chunk computed it (no float reductions across chunks).
-// Never nest calls: inside fn, run serially.
+// Never nest calls: inside fn, run serially. (A nested call, e.g. gemm called
+// from a per-image loop, runs inline on the calling thread.)
 #pragma once
 #include <functional>
 #include "neuropil/common.h"

@@ -12,6 +12,9 @@ namespace neuropil {
 namespace {
 // 0 means "not set": use OpenMP's own limit.
 std::atomic<int> g_threads{0};
+// True on a thread while it runs a parallel_for body: a nested call (e.g. a
+// GEMM inside a per-image loop) then runs inline instead of nesting regions.
+thread_local bool t_inside = false;
 }  // namespace
 
 bool openmp_enabled() {
@@ -53,7 +56,7 @@ void set_num_threads(int n) {
 void parallel_for(index_t n, int threads, const std::function<void(index_t, index_t)>& fn) {
   if (n <= 0) return;
   index_t t = std::min<index_t>(std::max(threads, 1), n);
-  if (t <= 1) {
+  if (t <= 1 || t_inside) {
     fn(0, n);
     return;
   }
@@ -64,7 +67,10 @@ void parallel_for(index_t n, int threads, const std::function<void(index_t, inde
     index_t id = omp_get_thread_num();
     index_t begin = n * id / nt;
     index_t end = n * (id + 1) / nt;
+    const bool was_inside = t_inside;
+    t_inside = true;
     if (begin < end) fn(begin, end);
+    t_inside = was_inside;
   }
 #else
   fn(0, n);

@@ -14,3 +14,8 @@ __all__ = ["Module", "Parameter", "Sequential",
            "Dropout",
            "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss",
            "RNN", "LSTM", "GRU", "LastStep", "TimeDistributed", "Embedding", "utils"]
+
+from .conv import Conv2d, MaxPool2d, AvgPool2d  # noqa: E402
+from .summary import summary  # noqa: E402  (also attaches Module.summary)
+
+__all__ += ["Conv2d", "MaxPool2d", "AvgPool2d", "summary"]

@@ -1,0 +1,243 @@
+// Bindings of conv2d / im2col / col2im: validate, extract, release the GIL, call.
+#include <string>
+
+#include "checks.h"
+#include "neuropil/conv.h"
+
+namespace neuropil {
+namespace bind {
+namespace {
+
+using Pair = std::pair<index_t, index_t>;
+
+std::string pair_str(Pair p) {
+  return "(" + std::to_string(p.first) + ", " + std::to_string(p.second) + ")";
+}
+
+// Validates hyper-parameters and that the output is at least 1x1.
+ConvGeom make_geom(const char* fn, index_t N, index_t C, index_t H, index_t W, index_t OC,
+                   index_t KH, index_t KW, Pair stride, Pair padding, Pair dilation) {
+  if (stride.first < 1 || stride.second < 1)
+    throw py::value_error(std::string(fn) + ": stride must be positive, got " + pair_str(stride));
+  if (padding.first < 0 || padding.second < 0)
+    throw py::value_error(std::string(fn) + ": padding must be >= 0, got " + pair_str(padding));
+  if (dilation.first < 1 || dilation.second < 1)
+    throw py::value_error(std::string(fn) + ": dilation must be positive, got " +
+                          pair_str(dilation));
+  if (KH < 1 || KW < 1)
+    throw py::value_error(std::string(fn) + ": kernel size must be positive, got " +
+                          pair_str({KH, KW}));
+  const index_t big = index_t(1) << 40;
+  if (N > big || C > big || H > big || W > big || OC > big || KH > big || KW > big ||
+      stride.first > big || stride.second > big || padding.first > big ||
+      padding.second > big || dilation.first > big || dilation.second > big)
+    throw py::value_error(std::string(fn) + ": absurd size or hyper-parameter");
+  ConvGeom g{N, C, H, W, OC, KH, KW, stride.first, stride.second, padding.first,
+             padding.second, dilation.first, dilation.second};
+  const index_t eh = g.DH * (KH - 1) + 1, ew = g.DW * (KW - 1) + 1;
+  if (H + 2 * g.PH < eh || W + 2 * g.PW < ew)
+    throw py::value_error(
+        std::string(fn) + ": the (dilated) kernel " + pair_str({eh, ew}) +
+        " is larger than the padded input " + pair_str({H + 2 * g.PH, W + 2 * g.PW}) +
+        "; the output would be empty");
+  return g;
+}
+
+template <typename T>
+const T* ptr(const py::array& a) {
+  return static_cast<const T*>(a.data());
+}
+template <typename T>
+T* mptr(py::array& a) {
+  return static_cast<T*>(a.mutable_data());
+}
+
+void check_input(const py::array& a, Dtype dt, const py::array& ref, const char* fn,
+                 const char* name, const char* ref_name, py::ssize_t ndim, const char* expected) {
+  float_dtype(a, fn, name);
+  require_same_dtype(ref, ref_name, a, name, fn);
+  (void)dt;
+  require_ndim(a, ndim, fn, name, expected);
+  require_c_contiguous(a, fn, name);
+}
+
+void check_out(py::array& out, const py::array& ref, const std::vector<py::ssize_t>& shape,
+               const char* fn, const char* name) {
+  if (!out.dtype().equal(ref.dtype()))
+    throw py::type_error(std::string(fn) + ": " + name + " must be " + dtype_str(ref) +
+                         ", got " + dtype_str(out));
+  require_shape(out, shape, fn, name);
+  require_writeable_out(out, fn, name);
+}
+
+void conv2d_forward_binding(const py::array& x, const py::array& w, const py::object& b,
+                            py::array& out, Pair stride, Pair padding, Pair dilation) {
+  const char* fn = "conv2d";
+  const Dtype dt = float_dtype(x, fn, "x");
+  require_ndim(x, 4, fn, "x", "(N, C, H, W)");
+  require_c_contiguous(x, fn, "x");
+  check_input(w, dt, x, fn, "weight", "x", 4, "(out_channels, in_channels, kH, kW)");
+  if (w.shape(1) != x.shape(1))
+    throw py::value_error(std::string(fn) + ": weight " + shape_str(w) + " expects " +
+                          std::to_string(w.shape(1)) + " input channels but x " + shape_str(x) +
+                          " has " + std::to_string(x.shape(1)) + " (x is (N, C, H, W))");
+  ConvGeom g = make_geom(fn, x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0),
+                         w.shape(2), w.shape(3), stride, padding, dilation);
+  py::array bias;
+  const bool has_b = !b.is_none();
+  if (has_b) {
+    bias = b.cast<py::array>();
+    check_input(bias, dt, x, fn, "bias", "x", 1, "(out_channels,)");
+    require_shape(bias, {w.shape(0)}, fn, "bias");
+  }
+  check_out(out, x, {g.N, g.OC, g.OH(), g.OW()}, fn, "out");
+  require_no_overlap(out, "out", x, "x", fn);
+  require_no_overlap(out, "out", w, "weight", fn);
+  if (has_b) require_no_overlap(out, "out", bias, "bias", fn);
+  if (dt == Dtype::F32) {
+    const float* bp = has_b ? ptr<float>(bias) : nullptr;
+    const float *xp = ptr<float>(x), *wp = ptr<float>(w);
+    float* yp = mptr<float>(out);
+    py::gil_scoped_release release;
+    conv2d_forward(xp, wp, bp, g, yp);
+  } else {
+    const double* bp = has_b ? ptr<double>(bias) : nullptr;
+    const double *xp = ptr<double>(x), *wp = ptr<double>(w);
+    double* yp = mptr<double>(out);
+    py::gil_scoped_release release;
+    conv2d_forward(xp, wp, bp, g, yp);
+  }
+}
+
+void conv2d_backward_binding(const py::array& x, const py::array& w, const py::array& dy,
+                             const py::object& dx_o, const py::object& dw_o,
+                             const py::object& db_o, Pair stride, Pair padding, Pair dilation,
+                             double beta) {
+  const char* fn = "conv2d_backward";
+  const Dtype dt = float_dtype(x, fn, "x");
+  require_ndim(x, 4, fn, "x", "(N, C, H, W)");
+  require_c_contiguous(x, fn, "x");
+  check_input(w, dt, x, fn, "weight", "x", 4, "(out_channels, in_channels, kH, kW)");
+  if (w.shape(1) != x.shape(1))
+    throw py::value_error(std::string(fn) + ": weight " + shape_str(w) + " expects " +
+                          std::to_string(w.shape(1)) + " input channels but x " + shape_str(x) +
+                          " has " + std::to_string(x.shape(1)));
+  ConvGeom g = make_geom(fn, x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0),
+                         w.shape(2), w.shape(3), stride, padding, dilation);
+  check_input(dy, dt, x, fn, "grad_out", "x", 4, "(N, out_channels, OH, OW)");
+  require_shape(dy, {g.N, g.OC, g.OH(), g.OW()}, fn, "grad_out");
+  py::array dx, dw, db;
+  const bool has_dx = !dx_o.is_none(), has_dw = !dw_o.is_none(), has_db = !db_o.is_none();
+  std::vector<py::array*> outs;
+  if (has_dx) {
+    dx = dx_o.cast<py::array>();
+    check_out(dx, x, {g.N, g.C, g.H, g.W}, fn, "grad_input");
+    outs.push_back(&dx);
+  }
+  if (has_dw) {
+    dw = dw_o.cast<py::array>();
+    check_out(dw, x, {g.OC, g.C, g.KH, g.KW}, fn, "grad_weight");
+    outs.push_back(&dw);
+  }
+  if (has_db) {
+    db = db_o.cast<py::array>();
+    check_out(db, x, {g.OC}, fn, "grad_bias");
+    outs.push_back(&db);
+  }
+  for (py::array* o : outs) {
+    require_no_overlap(*o, "an output", x, "x", fn);
+    require_no_overlap(*o, "an output", w, "weight", fn);
+    require_no_overlap(*o, "an output", dy, "grad_out", fn);
+    for (py::array* o2 : outs)
+      if (o2 != o) require_no_overlap(*o, "an output", *o2, "another output", fn);
+  }
+  if (dt == Dtype::F32) {
+    const float *xp = ptr<float>(x), *wp = ptr<float>(w), *gp = ptr<float>(dy);
+    float* dxp = has_dx ? mptr<float>(dx) : nullptr;
+    float* dwp = has_dw ? mptr<float>(dw) : nullptr;
+    float* dbp = has_db ? mptr<float>(db) : nullptr;
+    py::gil_scoped_release release;
+    conv2d_backward(xp, wp, gp, g, dxp, dwp, dbp, float(beta));
+  } else {
+    const double *xp = ptr<double>(x), *wp = ptr<double>(w), *gp = ptr<double>(dy);
+    double* dxp = has_dx ? mptr<double>(dx) : nullptr;
+    double* dwp = has_dw ? mptr<double>(dw) : nullptr;
+    double* dbp = has_db ? mptr<double>(db) : nullptr;
+    py::gil_scoped_release release;
+    conv2d_backward(xp, wp, gp, g, dxp, dwp, dbp, beta);
+  }
+}
+
+void im2col_binding(const py::array& x, py::array& out, Pair kernel, Pair stride, Pair padding,
+                    Pair dilation) {
+  const char* fn = "im2col";
+  const Dtype dt = float_dtype(x, fn, "x");
+  require_ndim(x, 4, fn, "x", "(N, C, H, W)");
+  require_c_contiguous(x, fn, "x");
+  ConvGeom g = make_geom(fn, x.shape(0), x.shape(1), x.shape(2), x.shape(3), 1, kernel.first,
+                         kernel.second, stride, padding, dilation);
+  check_out(out, x, {g.N, g.K(), g.OH() * g.OW()}, fn, "out");
+  require_no_overlap(out, "out", x, "x", fn);
+  if (dt == Dtype::F32) {
+    const float* xp = ptr<float>(x);
+    float* op = mptr<float>(out);
+    py::gil_scoped_release release;
+    im2col(xp, g, op);
+  } else {
+    const double* xp = ptr<double>(x);
+    double* op = mptr<double>(out);
+    py::gil_scoped_release release;
+    im2col(xp, g, op);
+  }
+}
+
+void col2im_binding(const py::array& cols, py::array& out, Pair kernel, Pair stride,
+                    Pair padding, Pair dilation) {
+  const char* fn = "col2im";
+  const Dtype dt = float_dtype(cols, fn, "cols");
+  require_ndim(cols, 3, fn, "cols", "(N, C*kH*kW, OH*OW)");
+  require_c_contiguous(cols, fn, "cols");
+  if (out.ndim() != 4)
+    throw py::value_error(std::string(fn) + ": out must be 4-D (N, C, H, W), got shape " +
+                          shape_str(out));
+  ConvGeom g = make_geom(fn, out.shape(0), out.shape(1), out.shape(2), out.shape(3), 1,
+                         kernel.first, kernel.second, stride, padding, dilation);
+  require_shape(cols, {g.N, g.K(), g.OH() * g.OW()}, fn, "cols");
+  check_out(out, cols, {g.N, g.C, g.H, g.W}, fn, "out");
+  require_no_overlap(out, "out", cols, "cols", fn);
+  if (dt == Dtype::F32) {
+    const float* cp = ptr<float>(cols);
+    float* op = mptr<float>(out);
+    py::gil_scoped_release release;
+    col2im(cp, g, op);
+  } else {
+    const double* cp = ptr<double>(cols);
+    double* op = mptr<double>(out);
+    py::gil_scoped_release release;
+    col2im(cp, g, op);
+  }
+}
+
+}  // namespace
+
+void register_conv(py::module_& m) {
+  m.def("conv2d_forward", &conv2d_forward_binding, py::arg("x"), py::arg("weight"),
+        py::arg("bias"), py::arg("out"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"),
+        "out[N, OC, OH, OW] = conv2d(x[N, C, H, W], weight[OC, C, kH, kW]) + bias[OC], in place.");
+  m.def("conv2d_backward", &conv2d_backward_binding, py::arg("x"), py::arg("weight"),
+        py::arg("grad_out"), py::arg("grad_input"), py::arg("grad_weight"),
+        py::arg("grad_bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("beta") = 0.0,
+        "Gradients of conv2d; each output may be None. grad_input is overwritten; "
+        "grad_weight/grad_bias = beta * old + gradient.");
+  m.def("im2col", &im2col_binding, py::arg("x"), py::arg("out"), py::arg("kernel"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        "out[N, C*kH*kW, OH*OW] = im2col(x[N, C, H, W]), in place.");
+  m.def("col2im", &col2im_binding, py::arg("cols"), py::arg("out"), py::arg("kernel"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        "out[N, C, H, W] = col2im(cols[N, C*kH*kW, OH*OW]) (adjoint of im2col), in place.");
+}
+
+}  // namespace bind
+}  // namespace neuropil

@@ -23,4 +23,13 @@ int openmp_version();  // _OPENMP date, 0 without OpenMP
 // threads: how many to use at most (1 runs fn(0, n) inline on the caller).
 void parallel_for(index_t n, int threads, const std::function<void(index_t, index_t)>& fn);
 
+// parallel_region(threads, fn) runs fn(tid, nthreads, barrier) once on each of
+// nthreads <= threads threads together; barrier() waits for all of them. For
+// work in phases (pack, then compute, then the next block) that would
+// otherwise wake the pool once per phase: one wake per call instead. Every
+// thread must call barrier() the same number of times. Nested inside another
+// region (or with threads == 1) it runs fn(0, 1, no-op) on the caller.
+using Barrier = std::function<void()>;
+void parallel_region(int threads, const std::function<void(int, int, const Barrier&)>& fn);
+
 }  // namespace neuropil

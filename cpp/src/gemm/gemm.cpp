@@ -238,20 +238,24 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   T* Ap = static_cast<T*>(scratch_a.get(sizeof(T) * mb_rows * kc_max));
   T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * nc_max * kc_max));
 
-  for (index_t jc = 0; jc < N; jc += blk.nc) {
-    const index_t nc = std::min(blk.nc, N - jc);
-    const index_t np = (nc + nr - 1) / nr;
-    for (index_t pc = 0; pc < K; pc += kc_max) {
-      const index_t kc = std::min(kc_max, K - pc);
-      const T beta_eff = pc == 0 ? beta : T(1);
-      bool b_packed = false;
-      for (index_t ib = 0; ib < M; ib += mb_rows) {
-        const index_t mbr = std::min(mb_rows, M - ib);
-        const index_t mp = (mbr + mr - 1) / mr;
-        // Pack (B once per pc block) and this block of A, in one parallel pass.
-        const index_t nb_items = b_packed ? 0 : np;
-        parallel_for(nb_items + mp, threads, [&](index_t begin, index_t end) {
-          for (index_t it = begin; it < end; ++it) {
+  // One parallel region for the whole product (one wake of the pool); the
+  // phases inside (pack, compute) are separated by barriers.
+  parallel_region(threads, [&](int tid, int nt, const Barrier& barrier) {
+    alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
+    for (index_t jc = 0; jc < N; jc += blk.nc) {
+      const index_t nc = std::min(blk.nc, N - jc);
+      const index_t np = (nc + nr - 1) / nr;
+      for (index_t pc = 0; pc < K; pc += kc_max) {
+        const index_t kc = std::min(kc_max, K - pc);
+        const T beta_eff = pc == 0 ? beta : T(1);
+        bool b_packed = false;
+        for (index_t ib = 0; ib < M; ib += mb_rows) {
+          const index_t mbr = std::min(mb_rows, M - ib);
+          const index_t mp = (mbr + mr - 1) / mr;
+          // Pack (B once per pc block) and this block of A, split among threads.
+          const index_t nb_items = b_packed ? 0 : np;
+          const index_t items = nb_items + mp;
+          for (index_t it = items * tid / nt; it < items * (tid + 1) / nt; ++it) {
             if (it < nb_items) {
               const index_t j0 = it * nr;
               pack_b(tb == Trans::Yes, B, ldb, jc + j0, std::min<index_t>(nr, nc - j0), pc, kc,
@@ -263,15 +267,14 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
                      Ap + i * mr * kc);
             }
           }
-        });
-        b_packed = true;
+          b_packed = true;
+          barrier();
 
-        index_t tm, tn;
-        split_grid(mp, np, threads, &tm, &tn);
-        parallel_for(tm * tn, threads, [&](index_t begin, index_t end) {
-          alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
-          for (index_t part = begin; part < end; ++part) {
-            const index_t pm = part / tn, pn = part % tn;
+          // Each thread computes one rectangle of the tile grid.
+          index_t tm, tn;
+          split_grid(mp, np, nt, &tm, &tn);
+          if (tid < tm * tn) {
+            const index_t pm = tid / tn, pn = tid % tn;
             const index_t m0 = mp * pm / tm, m1 = mp * (pm + 1) / tm;
             const index_t n0 = np * pn / tn, n1 = np * (pn + 1) / tn;
             const index_t mc_panels = blk.mc / mr;
@@ -296,10 +299,11 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
               }
             }
           }
-        });
+          barrier();  // the packed blocks are rewritten next
+        }
       }
     }
-  }
+  });
 }
 
 // Skinny products (N small): only op(B) is packed (all of its N columns per
@@ -308,23 +312,22 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
 //
 // skinny_pack_b packs op(B)[pc : pc + kc, 0 : N] into np nr-wide panels at Bp;
 // skinny_block then computes C (+)= alpha * op(A)[:, pc : pc + kc] * that block.
+// Both split their work as thread tid of nt (inside a parallel_region).
 template <typename T>
 void skinny_pack_b(const KernelTable& table, Trans tb, const T* B, index_t ldb, index_t N,
-                   index_t pc, index_t kc, T* Bp, int threads) {
+                   index_t pc, index_t kc, T* Bp, int tid, int nt) {
   const auto pack_b = Traits<T>::pack_b(table);
   const index_t nr = Traits<T>::blk(table).nr;
   const index_t np = (N + nr - 1) / nr;
-  parallel_for(np, threads, [&](index_t begin, index_t end) {
-    for (index_t jr = begin; jr < end; ++jr)
-      pack_b(tb == Trans::Yes, B, ldb, jr * nr, std::min<index_t>(nr, N - jr * nr), pc, kc,
-             Bp + jr * nr * kc);
-  });
+  for (index_t jr = np * tid / nt; jr < np * (tid + 1) / nt; ++jr)
+    pack_b(tb == Trans::Yes, B, ldb, jr * nr, std::min<index_t>(nr, N - jr * nr), pc, kc,
+           Bp + jr * nr * kc);
 }
 
 template <typename T>
 void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, index_t pc,
                   index_t kc, T alpha, const T* A, index_t lda, const T* Bp, T beta, T* C,
-                  index_t ldc, bool c_trans, int threads) {
+                  index_t ldc, bool c_trans, int tid, int nt) {
   const auto ukr = Traits<T>::ukr_ga(table);
   const auto ukr_packed = Traits<T>::ukr(table);
   const auto store_t = Traits<T>::store_t(table);
@@ -335,9 +338,9 @@ void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, inde
   const index_t mp = (M + mr - 1) / mr;
   // a(i, k) = A[i * rs_a + k * cs_a]
   const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
-  parallel_for(mp, threads, [&](index_t begin, index_t end) {
+  {
     alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
-    for (index_t ir = begin; ir < end; ++ir) {
+    for (index_t ir = mp * tid / nt; ir < mp * (tid + 1) / nt; ++ir) {
       const index_t i = ir * mr;
       const index_t mr_valid = std::min<index_t>(mr, M - i);
       const T* a = A + i * rs_a + pc * cs_a;
@@ -376,7 +379,7 @@ void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, inde
           store_tile(edge, nr, mr_valid, nr_valid, C, ldc, i, j, c_trans, beta);
       }
     }
-  });
+  }
 }
 
 template <typename T>
@@ -390,12 +393,16 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   const index_t kc_max = balanced_kc(K, blk.kc);
   static thread_local Scratch scratch_b;
   T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * np * blk.nr * kc_max));
-  for (index_t pc = 0; pc < K; pc += kc_max) {
-    const index_t kc = std::min(kc_max, K - pc);
-    skinny_pack_b(table, tb, B, ldb, N, pc, kc, Bp, threads);
-    skinny_block(table, ta, M, N, pc, kc, alpha, A, lda, Bp, pc == 0 ? beta : T(1), C, ldc,
-                 c_trans, threads);
-  }
+  parallel_region(threads, [&](int tid, int nt, const Barrier& barrier) {
+    for (index_t pc = 0; pc < K; pc += kc_max) {
+      const index_t kc = std::min(kc_max, K - pc);
+      skinny_pack_b(table, tb, B, ldb, N, pc, kc, Bp, tid, nt);
+      barrier();
+      skinny_block(table, ta, M, N, pc, kc, alpha, A, lda, Bp, pc == 0 ? beta : T(1), C, ldc,
+                   c_trans, tid, nt);
+      barrier();  // Bp is repacked next
+    }
+  });
 }
 
 template <typename T>
@@ -506,9 +513,11 @@ void pack_b_all(const GemmPackedB& l, Trans tb, const T* B, index_t ldb, T* pack
   const index_t nr = Traits<T>::blk(table).nr;
   const index_t np = (l.N + nr - 1) / nr;
   const int threads = double(l.K) * double(l.N) < 1e6 ? 1 : get_num_threads();
-  for (index_t pc = 0; pc < l.K; pc += l.kc)
-    skinny_pack_b(table, tb, B, ldb, l.N, pc, std::min(l.kc, l.K - pc), packed + np * nr * pc,
-                  threads);
+  parallel_region(threads, [&](int tid, int nt, const Barrier&) {
+    for (index_t pc = 0; pc < l.K; pc += l.kc)
+      skinny_pack_b(table, tb, B, ldb, l.N, pc, std::min(l.kc, l.K - pc), packed + np * nr * pc,
+                    tid, nt);
+  });
 }
 
 template <typename T>
@@ -525,9 +534,12 @@ void prepacked(const GemmPackedB& l, Trans ta, index_t M, T alpha, const T* A, i
   const double flops = 2.0 * double(M) * double(l.N) * double(l.K);
   const int threads = flops < kParallelFlops ? 1 : std::min(std::max(max_threads, 1),
                                                             get_num_threads());
-  for (index_t pc = 0; pc < l.K; pc += l.kc)
-    skinny_block(table, ta, M, l.N, pc, std::min(l.kc, l.K - pc), alpha, A, lda,
-                 packed + np * nr * pc, pc == 0 ? beta : T(1), C, ldc, false, threads);
+  // Each thread owns the same rows of C in every K block: no barrier needed.
+  parallel_region(threads, [&](int tid, int nt, const Barrier&) {
+    for (index_t pc = 0; pc < l.K; pc += l.kc)
+      skinny_block(table, ta, M, l.N, pc, std::min(l.kc, l.K - pc), alpha, A, lda,
+                   packed + np * nr * pc, pc == 0 ? beta : T(1), C, ldc, false, tid, nt);
+  });
 }
 
 }  // namespace

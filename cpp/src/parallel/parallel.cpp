@@ -77,4 +77,27 @@ void parallel_for(index_t n, int threads, const std::function<void(index_t, inde
 #endif
 }
 
+void parallel_region(int threads, const std::function<void(int, int, const Barrier&)>& fn) {
+  const Barrier none = [] {};
+  int t = std::max(threads, 1);
+  if (t <= 1 || t_inside) {
+    fn(0, 1, none);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(t)
+  {
+    const Barrier barrier = [] {
+#pragma omp barrier
+    };
+    const bool was_inside = t_inside;
+    t_inside = true;
+    fn(omp_get_thread_num(), omp_get_num_threads(), barrier);
+    t_inside = was_inside;
+  }
+#else
+  fn(0, 1, none);
+#endif
+}
+
 }  // namespace neuropil

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import statistics
 import time
@@ -123,6 +124,9 @@ class Context:
             f"neuropil {neuropil.__version__}: ISA={neuropil.get_isa()}, "
             f"max threads={neuropil.get_num_threads()}",
             f"NumPy {np.__version__}: {openblas_info()}",
+            "idle-thread waits: " + ", ".join(
+                f"{k}={os.environ.get(k, 'unset')}" for k in
+                ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")),
             f"PyTorch: {torch.__version__ if torch is not None else 'not installed'}",
         ]
         return "\n".join(lines)

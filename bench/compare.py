@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pathlib
 import sys
+
+# Interleaved multi-thread timing (A B A B ...) is only fair if no library's
+# idle workers keep spinning into the next one's turn. neuropil bounds its
+# OpenMP spin (GOMP_SPINCOUNT=100000, which PyTorch's libgomp then shares);
+# OpenBLAS spins 2^28 cycles by default, so it gets a comparable bound of 2^22
+# cycles (about 1-2 ms). Must be set before NumPy loads; an explicit setting wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 

@@ -38,7 +38,7 @@ def _tol(dtype, k):
     return dict(rtol=t["rtol"] * max(1, k) ** 0.5, atol=t["atol"] * max(1, k))
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2"])
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ta,tb", TRANS)
 @pytest.mark.parametrize("m,n,k", SHAPES)
@@ -149,7 +149,7 @@ def test_large_k_crosses_blocks(rng):
     np.testing.assert_allclose(gemm(a, b), _expected(a, b, False, False), **_tol(np.float32, 2000))
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2"])
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ta,tb", TRANS)
 def test_pack_once_api_matches_numpy(rng, isa_path, isa, dtype, ta, tb):

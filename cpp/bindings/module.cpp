@@ -42,7 +42,7 @@ PYBIND11_MODULE(_kernels, m) {
   m.def("set_isa", [](const std::string& name) {
     Isa isa;
     if (!parse_isa(name, &isa))
-      throw py::value_error("set_isa: unknown ISA '" + name + "'; expected 'generic' or 'avx2'");
+      throw py::value_error("set_isa: unknown ISA '" + name + "'; expected 'generic', 'avx2' or 'avx512'");
     if (!set_isa(isa))
       throw py::value_error("set_isa: ISA '" + name + "' is not available on this CPU/build");
   }, py::arg("name"));
@@ -59,6 +59,11 @@ PYBIND11_MODULE(_kernels, m) {
     d["avx2_compiled"] = true;
 #else
     d["avx2_compiled"] = false;
+#endif
+#ifdef NEUROPIL_HAVE_AVX512
+    d["avx512_compiled"] = true;
+#else
+    d["avx512_compiled"] = false;
 #endif
     d["cpu_vendor"] = c.vendor;
     d["cpu_avx2"] = c.avx2;

@@ -21,12 +21,12 @@ def set_num_threads(n: int) -> None:
 
 
 def get_isa() -> str:
-    """The kernel family in use: ``'avx2'`` or ``'generic'``."""
+    """The kernel family in use: ``'avx512'``, ``'avx2'`` or ``'generic'``."""
     return _k.get_isa()
 
 
 def set_isa(name: str) -> None:
-    """Switch kernel family at run time (``'generic'`` or ``'avx2'``).
+    """Switch kernel family at run time (``'generic'``, ``'avx2'`` or ``'avx512'``).
 
     The environment variable ``NEUROPIL_ISA`` does the same at import.
     """
@@ -74,7 +74,8 @@ def show_config(mode: str = "stdout"):
            else "no, serial build")
         + ")",
         f"  compiler:        {info['compiler']}  ({info['build_type']} build, "
-        f"AVX2 kernels {'compiled' if info['avx2_compiled'] else 'not compiled'})",
+        f"SIMD kernels compiled: "
+        f"{', '.join(k for k in ('avx2', 'avx512') if info[k + '_compiled']) or 'none'})",
         f"  CPU:             {info['cpu_vendor'] or info['machine']}  avx2={info['cpu_avx2']} "
         f"fma={info['cpu_fma']} avx512f={info['cpu_avx512f']}",
         f"  caches:          L1d {cache(info['l1d_bytes'])}, L2 {cache(info['l2_bytes'])}, "

@@ -2,8 +2,8 @@
 //
 // The ISA is chosen once, at first use: the best the CPU supports among those
 // compiled in, unless the environment variable NEUROPIL_ISA names another
-// ("generic" forces the portable kernels; "avx2" asks for AVX2+FMA and falls
-// back to generic with a warning flag if the CPU lacks it). set_isa() changes
+// ("generic" forces the portable kernels, "avx2" the AVX2+FMA ones; "avx512"
+// is the default where the CPU and OS support AVX-512F). set_isa() changes
 // it at run time (tests use this to compare paths in one process).
 #pragma once
 #include <string>
@@ -11,7 +11,9 @@
 
 namespace neuropil {
 
-enum class Isa : int { Generic = 0, Avx2 = 1 };
+// Ordered: each family's CPUs also run the ones before it, so code may test
+// active_isa() >= Isa::Avx2 to use its AVX2 kernels under AVX-512 too.
+enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
 
 struct CpuInfo {
   bool avx2 = false;
@@ -28,7 +30,7 @@ const CpuInfo& cpu_info();
 // Kernel families this build contains and this CPU can run.
 std::vector<Isa> available_isas();
 const char* isa_name(Isa isa);
-// Parses "generic" / "avx2"; returns false for unknown names.
+// Parses "generic" / "avx2" / "avx512"; returns false for unknown names.
 bool parse_isa(const std::string& name, Isa* out);
 
 Isa active_isa();

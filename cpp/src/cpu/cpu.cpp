@@ -65,6 +65,9 @@ CpuInfo detect() {
 Isa best_isa() {
 #ifdef NEUROPIL_HAVE_AVX2
   const CpuInfo& c = cpu_info();
+#ifdef NEUROPIL_HAVE_AVX512
+  if (c.avx2 && c.fma && c.avx512f) return Isa::Avx512;
+#endif
   if (c.avx2 && c.fma) return Isa::Avx2;
 #endif
   return Isa::Generic;
@@ -84,13 +87,15 @@ const CpuInfo& cpu_info() {
 
 std::vector<Isa> available_isas() {
   std::vector<Isa> out{Isa::Generic};
-  if (best_isa() == Isa::Avx2) out.push_back(Isa::Avx2);
+  if (best_isa() >= Isa::Avx2) out.push_back(Isa::Avx2);
+  if (best_isa() >= Isa::Avx512) out.push_back(Isa::Avx512);
   return out;
 }
 
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
     case Isa::Generic: return "generic";
   }
   return "generic";
@@ -99,6 +104,7 @@ const char* isa_name(Isa isa) {
 bool parse_isa(const std::string& name, Isa* out) {
   if (name == "generic") { *out = Isa::Generic; return true; }
   if (name == "avx2") { *out = Isa::Avx2; return true; }
+  if (name == "avx512") { *out = Isa::Avx512; return true; }
   return false;
 }
 

@@ -57,8 +57,14 @@ KernelTable tuned(KernelTable t) {
 
 const KernelTable& table_for(Isa isa) {
   static const KernelTable generic = tuned(gemm_detail::generic_kernels());
+#ifdef NEUROPIL_HAVE_AVX512
+  if (isa == Isa::Avx512) {
+    static const KernelTable avx512 = tuned(gemm_detail::avx512_kernels());
+    return avx512;
+  }
+#endif
 #ifdef NEUROPIL_HAVE_AVX2
-  if (isa == Isa::Avx2) {
+  if (isa >= Isa::Avx2) {
     static const KernelTable avx2 = tuned(gemm_detail::avx2_kernels());
     return avx2;
   }
@@ -468,7 +474,11 @@ void gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, double alpha, con
 
 double fma_peak_gflops(double seconds, int threads) noexcept {
 #ifdef NEUROPIL_HAVE_AVX2
-  if (active_isa() != Isa::Avx2) return 0.0;
+  if (active_isa() < Isa::Avx2) return 0.0;
+  auto loop = &gemm_detail::fma_loop_avx2;
+#ifdef NEUROPIL_HAVE_AVX512
+  if (active_isa() == Isa::Avx512) loop = &gemm_detail::fma_loop_avx512;
+#endif
   using clock = std::chrono::steady_clock;
   threads = std::max(threads, 1);
   const std::int64_t chunk = 1 << 20;
@@ -478,7 +488,7 @@ double fma_peak_gflops(double seconds, int threads) noexcept {
     // Each thread runs chunks until the time is up; flops are summed after.
     for (index_t t = begin; t < end; ++t)
       while (std::chrono::duration<double>(clock::now() - t0).count() < seconds)
-        flops[t] += gemm_detail::fma_loop_avx2(chunk);
+        flops[t] += loop(chunk);
   });
   const double dt = std::chrono::duration<double>(clock::now() - t0).count();
   double total = 0.0;

@@ -75,6 +75,8 @@ void pack_a_generic_f32_mr6(bool, const float*, std::int64_t, std::int64_t, std:
                             std::int64_t, std::int64_t, float*);
 void pack_b_generic_f32_nr16(bool, const float*, std::int64_t, std::int64_t, std::int64_t,
                              std::int64_t, std::int64_t, float*);
+void pack_b_generic_f32_nr32(bool, const float*, std::int64_t, std::int64_t, std::int64_t,
+                             std::int64_t, std::int64_t, float*);
 void pack_a_generic_f64_mr6(bool, const double*, std::int64_t, std::int64_t, std::int64_t,
                             std::int64_t, std::int64_t, double*);
 void pack_b_generic_f64_nr8(bool, const double*, std::int64_t, std::int64_t, std::int64_t,
@@ -82,7 +84,7 @@ void pack_b_generic_f64_nr8(bool, const double*, std::int64_t, std::int64_t, std
 
 // Largest register tile any table may use (edge tiles go through a buffer).
 constexpr int kMaxMR = 8;
-constexpr int kMaxNR = 16;
+constexpr int kMaxNR = 32;
 
 KernelTable generic_kernels();
 #ifdef NEUROPIL_HAVE_AVX2
@@ -91,6 +93,12 @@ KernelTable generic_kernels();
 KernelTable avx2_kernels();
 // FMA throughput probe (benchmarks print the machine's peak): returns flops done.
 double fma_loop_avx2(std::int64_t iters);
+#endif
+#ifdef NEUROPIL_HAVE_AVX512
+// Call only after cpu_info() confirmed AVX-512F (its translation unit is built
+// with -mavx512f). Float kernels are 6 x 32; double ones are the AVX2 table's.
+KernelTable avx512_kernels();
+double fma_loop_avx512(std::int64_t iters);
 #endif
 
 }  // namespace gemm_detail

@@ -81,6 +81,10 @@ void pack_b_generic_f32_nr16(bool t, const float* B, std::int64_t ldb, std::int6
                              std::int64_t nv, std::int64_t p0, std::int64_t kc, float* dst) {
   pack_b<float, 16>(t, B, ldb, j0, nv, p0, kc, dst);
 }
+void pack_b_generic_f32_nr32(bool t, const float* B, std::int64_t ldb, std::int64_t j0,
+                             std::int64_t nv, std::int64_t p0, std::int64_t kc, float* dst) {
+  pack_b<float, 32>(t, B, ldb, j0, nv, p0, kc, dst);
+}
 void pack_a_generic_f64_mr6(bool t, const double* A, std::int64_t lda, std::int64_t i0,
                             std::int64_t mv, std::int64_t p0, std::int64_t kc, double* dst) {
   pack_a<double, 6>(t, A, lda, i0, mv, p0, kc, dst);

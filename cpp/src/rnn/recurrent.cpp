@@ -130,7 +130,7 @@ auto pick_gate_forward() {
   using Fn = void (*)(const rnn_detail::GateStep<T>&, index_t, index_t, index_t);
 #ifdef NEUROPIL_HAVE_AVX2
   if constexpr (std::is_same<T, float>::value)
-    if (active_isa() == Isa::Avx2) return static_cast<Fn>(rnn_detail::gate_forward_avx2);
+    if (active_isa() >= Isa::Avx2) return static_cast<Fn>(rnn_detail::gate_forward_avx2);
 #endif
   return static_cast<Fn>(rnn_detail::gate_forward_generic);
 }
@@ -140,7 +140,7 @@ auto pick_gate_backward() {
   using Fn = void (*)(const rnn_detail::GateStep<T>&, index_t, index_t, index_t);
 #ifdef NEUROPIL_HAVE_AVX2
   if constexpr (std::is_same<T, float>::value)
-    if (active_isa() == Isa::Avx2) return static_cast<Fn>(rnn_detail::gate_backward_avx2);
+    if (active_isa() >= Isa::Avx2) return static_cast<Fn>(rnn_detail::gate_backward_avx2);
 #endif
   return static_cast<Fn>(rnn_detail::gate_backward_generic);
 }

@@ -344,11 +344,20 @@ void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, inde
   const index_t mp = (M + mr - 1) / mr;
   // a(i, k) = A[i * rs_a + k * cs_a]
   const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
+  // A tail of 1 or 2 rows runs only 2-4 FMA chains (latency-bound); with
+  // row-count kernels the last full panel and the tail run as 4 + 3 or 4 + 4.
+  const index_t tail = M % mr;
+  const bool merge_tail = mr == 6 && (tail == 1 || tail == 2) && M > mr &&
+                          Traits<T>::ga_rows(table, 4) != nullptr;
   {
     alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
     for (index_t ir = mp * tid / nt; ir < mp * (tid + 1) / nt; ++ir) {
-      const index_t i = ir * mr;
-      const index_t mr_valid = std::min<index_t>(mr, M - i);
+      index_t i = ir * mr;
+      index_t mr_valid = std::min<index_t>(mr, M - i);
+      if (merge_tail && ir >= mp - 2) {  // last 6 + r rows as 4 + (2 + r)
+        i = (mp - 2) * mr + (ir == mp - 2 ? 0 : 4);
+        mr_valid = ir == mp - 2 ? 4 : M - i;
+      }
       const T* a = A + i * rs_a + pc * cs_a;
       // The kernel for this panel's rows, reading A in place; without one (a
       // partial panel and no row-count kernels, or no in-place kernels at

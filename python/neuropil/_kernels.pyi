@@ -1,0 +1,128 @@
+"""
+neuropil's compiled kernels (private; use neuropil.functional)
+"""
+from __future__ import annotations
+import numpy
+import typing
+__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'build_info', 'col2im', 'conv2d_backward', 'conv2d_forward', 'cross_entropy', 'dropout', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'sum_squares']
+def activation_backward(y: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    out = grad_out * act'(.) from the cached output y = act(x). out may be grad_out.
+    """
+def activation_forward(x: numpy.ndarray, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    out = act(x); act: 0 identity, 1 relu, 2 sigmoid, 3 tanh. out may be x.
+    """
+def adam_update(param: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: typing.Any, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    One Adam/AMSGrad step on param, in place (see neuropil/optim.h for the formula).
+    """
+def argmax(x: numpy.ndarray, out: numpy.ndarray) -> None:
+    """
+    out[n] = argmax over the last axis of x (N, C); first maximum, NaN counts as maximum.
+    """
+def available_isas() -> list[str]:
+    ...
+def avg_pool2d_backward(grad_out: numpy.ndarray, grad_input: numpy.ndarray, kernel: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], count_include_pad: bool) -> None:
+    ...
+def avg_pool2d_forward(x: numpy.ndarray, out: numpy.ndarray, kernel: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], count_include_pad: bool) -> None:
+    ...
+def bce_with_logits(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
+    ...
+def bias_activation(x: numpy.ndarray, bias: typing.Any, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    out[N, C] = act(x + bias[C]); bias may be None; out may be x.
+    """
+def bias_grad(grad_out: numpy.ndarray, out: numpy.ndarray, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> None:
+    """
+    out[C] = beta * out + column sums of grad_out[N, C] (deterministic).
+    """
+def build_info() -> dict:
+    ...
+def col2im(cols: numpy.ndarray, out: numpy.ndarray, kernel: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]) -> None:
+    """
+    out[N, C, H, W] = col2im(cols[N, C*kH*kW, OH*OW]) (adjoint of im2col), in place.
+    """
+def conv2d_backward(x: numpy.ndarray, weight: numpy.ndarray, grad_out: numpy.ndarray, grad_input: typing.Any, grad_weight: typing.Any, grad_bias: typing.Any, stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], beta: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> None:
+    """
+    Gradients of conv2d; each output may be None. grad_input is overwritten; grad_weight/grad_bias = beta * old + gradient.
+    """
+def conv2d_forward(x: numpy.ndarray, weight: numpy.ndarray, bias: typing.Any, out: numpy.ndarray, stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]) -> None:
+    """
+    out[N, OC, OH, OW] = conv2d(x[N, C, H, W], weight[OC, C, kH, kW]) + bias[OC], in place.
+    """
+def cross_entropy(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
+    """
+    fused softmax-cross-entropy: returns the loss, writes d loss/d input into grad. target: int64 labels (N,) or probabilities (N, C).
+    """
+def dropout(x: numpy.ndarray, out: numpy.ndarray, p: typing.SupportsFloat | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, backward: bool = False) -> None:
+    """
+    inverted dropout with a counter-based mask keyed by seed (same for any thread count).
+    """
+def embedding_backward(dout: numpy.ndarray, indices: numpy.ndarray, dweight: numpy.ndarray) -> None:
+    ...
+def embedding_forward(weight: numpy.ndarray, indices: numpy.ndarray, out: numpy.ndarray) -> None:
+    ...
+def fma_peak_gflops(seconds: typing.SupportsFloat | typing.SupportsIndex = 1.0, threads: typing.SupportsInt | typing.SupportsIndex = 1) -> float:
+    """
+    float32 GFLOP/s of an FMA-bound loop on `threads` threads (benchmarks' peak).
+    """
+def gemm(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray, trans_a: bool = False, trans_b: bool = False, alpha: typing.SupportsFloat | typing.SupportsIndex = 1.0, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0, reference: bool = False) -> None:
+    """
+    out = alpha * op(a) @ op(b) + beta * out, in place. Arrays must be C-contiguous float32 or float64 of one dtype; out must not overlap a or b. reference=True runs the plain triple-loop twin.
+    """
+def gemm_prepacked(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray, trans_a: bool = False, trans_b: bool = False, alpha: typing.SupportsFloat | typing.SupportsIndex = 1.0, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0, max_threads: typing.SupportsInt | typing.SupportsIndex = 1048576, repeats: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
+    """
+    gemm through the pack-once C++ API (b packed once, multiplied `repeats` times, each with the given beta); for tests and benchmarks.
+    """
+def get_isa() -> str:
+    ...
+def get_num_threads() -> int:
+    ...
+def im2col(x: numpy.ndarray, out: numpy.ndarray, kernel: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]) -> None:
+    """
+    out[N, C*kH*kW, OH*OW] = im2col(x[N, C, H, W]), in place.
+    """
+def linear_backward(input: numpy.ndarray, weight: numpy.ndarray, grad_out: numpy.ndarray, grad_weight: typing.Any, grad_bias: typing.Any, grad_input: typing.Any, beta_weight: typing.SupportsFloat | typing.SupportsIndex = 1.0, beta_bias: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
+    """
+    grad_weight = beta_weight * grad_weight + grad_out.T @ input; grad_bias = beta_bias * grad_bias + column sums; grad_input = grad_out @ weight. Any output may be None (skipped); beta 0 overwrites without reading.
+    """
+def linear_forward(input: numpy.ndarray, weight: numpy.ndarray, bias: typing.Any, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    """
+    out = act(input @ weight.T + bias): one gemm plus a fused epilogue.
+    """
+def max_pool2d_backward(grad_out: numpy.ndarray, indices: numpy.ndarray, grad_input: numpy.ndarray, kernel: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]) -> None:
+    ...
+def max_pool2d_forward(x: numpy.ndarray, out: numpy.ndarray, indices: numpy.ndarray, kernel: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]) -> None:
+    ...
+def mse_loss(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
+    ...
+def rnn_backward(mode: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, lengths: typing.Any, gates: numpy.ndarray, xh: numpy.ndarray, c_prev: typing.Any, tanh_c: typing.Any, dy: typing.Any, dy_col: typing.SupportsInt | typing.SupportsIndex, dh_n: typing.Any, dc_n: typing.Any, dg: numpy.ndarray, dgh: typing.Any, dx: typing.Any, dx_accumulate: bool, dh0: numpy.ndarray, dc0: typing.Any, dw_ih: numpy.ndarray, dw_hh: numpy.ndarray, db_ih: typing.Any, db_hh: typing.Any, batch_first: bool, reverse: bool) -> None:
+    """
+    Backward through time of rnn_forward (see rnn.h).
+    """
+def rnn_forward(mode: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, b_ih: typing.Any, b_hh: typing.Any, h0: typing.Any, c0: typing.Any, lengths: typing.Any, y: numpy.ndarray, y_col: typing.SupportsInt | typing.SupportsIndex, h_n: numpy.ndarray, c_n: typing.Any, gates: numpy.ndarray, xh: numpy.ndarray, c_prev: typing.Any, tanh_c: typing.Any, batch_first: bool, reverse: bool) -> None:
+    """
+    One layer, one direction of an RNN/LSTM/GRU over a whole sequence (see rnn.h).
+    """
+def scale_inplace(x: numpy.ndarray, alpha: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    ...
+def set_isa(name: str) -> None:
+    ...
+def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+    ...
+def sgd_update(param: numpy.ndarray, grad: numpy.ndarray, momentum_buf: typing.Any, lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, dampening: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, l1: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, first_step: bool) -> None:
+    """
+    One SGD step on param, in place (see neuropil/optim.h for the formula).
+    """
+def softmax(x: numpy.ndarray, out: numpy.ndarray, log: bool = False) -> None:
+    """
+    softmax (or log_softmax) over the last axis; out may be x.
+    """
+def softmax_backward(y: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, log: bool = False) -> None:
+    """
+    gradient of (log_)softmax over the last axis from its output y.
+    """
+def sum_squares(x: numpy.ndarray) -> float:
+    ...
+__version__: str = '0.1.0'

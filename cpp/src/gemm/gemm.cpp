@@ -188,15 +188,13 @@ void store_tile(const T* tile, index_t ld_tile, index_t mr_valid, index_t nr_val
     }
     return;
   }
-  const index_t rs = ldc, cs = 1;
-  T* c = C + i0 * rs + j0 * cs;
   for (index_t r = 0; r < mr_valid; ++r) {
     const T* e = tile + r * ld_tile;
-    T* cr = c + r * rs;
+    T* cr = C + (i0 + r) * ldc + j0;
     if (beta == T(0)) {
-      for (index_t j = 0; j < nr_valid; ++j) cr[j * cs] = e[j];
+      for (index_t j = 0; j < nr_valid; ++j) cr[j] = e[j];
     } else {
-      for (index_t j = 0; j < nr_valid; ++j) cr[j * cs] = e[j] + beta * cr[j * cs];
+      for (index_t j = 0; j < nr_valid; ++j) cr[j] = e[j] + beta * cr[j];
     }
   }
 }
@@ -446,8 +444,8 @@ void gemm_dispatch(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
     bool plain = false, transposed = false;
     if (N <= kSkinnyContiguousMax && a_along_k && (N <= M || !bt_along_k))
       plain = true;
-    else if (M <= kSkinnyMax && bt_along_k)  // C^T tiles are stored by scalar scatter:
-      transposed = true;                      // a tighter bound than the plain case
+    else if (M <= kSkinnyMax && bt_along_k)  // C^T tiles go through a buffer and a
+      transposed = true;                      // transposed store: a tighter bound
     else if (std::min(M, N) <= kSkinnyMax)
       (N <= M ? plain : transposed) = true;
     if (plain) {

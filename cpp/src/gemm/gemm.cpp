@@ -444,7 +444,7 @@ void gemm_dispatch(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
     bool plain = false, transposed = false;
     if (N <= kSkinnyContiguousMax && a_along_k && (N <= M || !bt_along_k))
       plain = true;
-    else if (M <= kSkinnyMax && bt_along_k)  // C^T tiles go through a buffer and a
+    else if (M <= kSkinnyContiguousMax && bt_along_k)  // C^T tiles go through a buffer and a
       transposed = true;                      // transposed store: a tighter bound
     else if (std::min(M, N) <= kSkinnyMax)
       (N <= M ? plain : transposed) = true;

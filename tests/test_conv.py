@@ -100,7 +100,7 @@ def test_nan_output_never_read(rng):
 @pytest.mark.parametrize("isa", ["generic", "avx2"])
 def test_conv_thread_count_is_bitwise_irrelevant(isa, rng, threads, isa_path):
     if isa not in neuropil.functional._k.available_isas():
-        pytest.skip(f"{isa} not available")
+        pytest.skip(f"{isa} kernels not available on this CPU")
     neuropil.set_isa(isa)
     x = rng.standard_normal((11, 5, 12, 10)).astype(np.float32)
     w = rng.standard_normal((16, 5, 3, 3)).astype(np.float32)

@@ -48,6 +48,20 @@ def _indices(size: int, max_checks: int | None, rng: np.random.Generator) -> np.
     return np.sort(rng.choice(size, max_checks, replace=False))
 
 
+def _central_differences(flat, idx, objective, eps):
+    """(f(v + eps) - f(v - eps)) / (2 eps) for each index of ``flat`` (a view, restored after)."""
+    numeric = np.empty(len(idx))
+    for j, i in enumerate(idx):
+        old = flat[i]
+        flat[i] = old + eps
+        plus = objective()
+        flat[i] = old - eps
+        minus = objective()
+        flat[i] = old
+        numeric[j] = (plus - minus) / (2 * eps)
+    return numeric
+
+
 def _compare(name, analytic, numeric, idx, shape, rtol, atol, report):
     err = np.abs(analytic - numeric) / np.maximum(
         np.maximum(np.abs(analytic), np.abs(numeric)), atol / rtol)
@@ -125,30 +139,12 @@ def gradcheck(module, x, *, loss=None, target=None, eps: float = 1e-6, rtol: flo
                                  f"{None if grad_x is None else grad_x.shape} for an input of "
                                  f"shape {x.shape}")
         idx = _indices(x.size, max_checks, rng)
-        numeric = np.empty(len(idx))
-        flat = x.reshape(-1)
-        for j, i in enumerate(idx):
-            old = flat[i]
-            flat[i] = old + eps
-            plus = objective(x)
-            flat[i] = old - eps
-            minus = objective(x)
-            flat[i] = old
-            numeric[j] = (plus - minus) / (2 * eps)
+        numeric = _central_differences(x.reshape(-1), idx, lambda: objective(x), eps)
         _compare("input", grad_x.reshape(-1)[idx], numeric, idx, x.shape, rtol, atol, report)
     if check_params:
         for name, p in params:
             idx = _indices(p.data.size, max_checks, rng)
-            numeric = np.empty(len(idx))
-            flat = p.data.reshape(-1)
-            for j, i in enumerate(idx):
-                old = flat[i]
-                flat[i] = old + eps
-                plus = objective(x)
-                flat[i] = old - eps
-                minus = objective(x)
-                flat[i] = old
-                numeric[j] = (plus - minus) / (2 * eps)
+            numeric = _central_differences(p.data.reshape(-1), idx, lambda: objective(x), eps)
             _compare(f"parameter '{name}'", grads[name].reshape(-1)[idx], numeric, idx,
                      p.data.shape, rtol, atol, report)
     return report
@@ -166,16 +162,8 @@ def gradcheck_loss(loss, pred, target, *, eps: float = 1e-6, rtol: float = 1e-5,
         raise GradcheckError(f"gradcheck_loss: backward returned {analytic.shape} for an input "
                              f"of shape {pred.shape}")
     idx = _indices(pred.size, max_checks, rng)
-    numeric = np.empty(len(idx))
-    flat = pred.reshape(-1)
-    for j, i in enumerate(idx):
-        old = flat[i]
-        flat[i] = old + eps
-        plus = float(loss.forward(pred, target))
-        flat[i] = old - eps
-        minus = float(loss.forward(pred, target))
-        flat[i] = old
-        numeric[j] = (plus - minus) / (2 * eps)
+    numeric = _central_differences(pred.reshape(-1), idx,
+                                   lambda: float(loss.forward(pred, target)), eps)
     report = GradcheckReport()
     _compare("input", analytic.reshape(-1)[idx], numeric, idx, pred.shape, rtol, atol, report)
     return report

@@ -75,19 +75,25 @@ void sgemm_body(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t
   }
   const __m256 va = _mm256_set1_ps(alpha);
   __m256 rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  // Every load of C comes before the first store: with ldc a multiple of
+  // 1024 floats the rows share their low 12 address bits, and a load issued
+  // after a store to another row would wait on it (4K aliasing).
   if (beta == 0.0f) {
     for (int i = 0; i < R; ++i) {
-      _mm256_storeu_ps(c + i * ldc, _mm256_mul_ps(va, rows[i][0]));
-      _mm256_storeu_ps(c + i * ldc + 8, _mm256_mul_ps(va, rows[i][1]));
+      rows[i][0] = _mm256_mul_ps(va, rows[i][0]);
+      rows[i][1] = _mm256_mul_ps(va, rows[i][1]);
     }
   } else {
     const __m256 vb = _mm256_set1_ps(beta);
     for (int i = 0; i < R; ++i) {
-      float* ci = c + i * ldc;
-      _mm256_storeu_ps(ci, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), _mm256_mul_ps(va, rows[i][0])));
-      _mm256_storeu_ps(ci + 8,
-                       _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), _mm256_mul_ps(va, rows[i][1])));
+      const float* ci = c + i * ldc;
+      rows[i][0] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), _mm256_mul_ps(va, rows[i][0]));
+      rows[i][1] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), _mm256_mul_ps(va, rows[i][1]));
     }
+  }
+  for (int i = 0; i < R; ++i) {
+    _mm256_storeu_ps(c + i * ldc, rows[i][0]);
+    _mm256_storeu_ps(c + i * ldc + 8, rows[i][1]);
   }
 }
 
@@ -144,19 +150,23 @@ void dgemm_6x8_body(std::int64_t kc, const double* a, std::int64_t rs_a, std::in
   }
   const __m256d va = _mm256_set1_pd(alpha);
   __m256d rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  // All loads of C before the first store (4K aliasing; see sgemm_body).
   if (beta == 0.0) {
     for (int i = 0; i < 6; ++i) {
-      _mm256_storeu_pd(c + i * ldc, _mm256_mul_pd(va, rows[i][0]));
-      _mm256_storeu_pd(c + i * ldc + 4, _mm256_mul_pd(va, rows[i][1]));
+      rows[i][0] = _mm256_mul_pd(va, rows[i][0]);
+      rows[i][1] = _mm256_mul_pd(va, rows[i][1]);
     }
   } else {
     const __m256d vb = _mm256_set1_pd(beta);
     for (int i = 0; i < 6; ++i) {
-      double* ci = c + i * ldc;
-      _mm256_storeu_pd(ci, _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, rows[i][0])));
-      _mm256_storeu_pd(ci + 4,
-                       _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, rows[i][1])));
+      const double* ci = c + i * ldc;
+      rows[i][0] = _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, rows[i][0]));
+      rows[i][1] = _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, rows[i][1]));
     }
+  }
+  for (int i = 0; i < 6; ++i) {
+    _mm256_storeu_pd(c + i * ldc, rows[i][0]);
+    _mm256_storeu_pd(c + i * ldc + 4, rows[i][1]);
   }
 }
 

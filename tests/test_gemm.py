@@ -179,3 +179,28 @@ def test_pack_once_api_bitwise_for_1_and_2_threads(rng, threads):
         outs.append(o)
     assert outs[0].tobytes() == outs[1].tobytes()
     np.testing.assert_allclose(outs[0], a @ b.T, rtol=1e-4, atol=1e-4)
+
+
+# Packed path (both sides > 128) with every tail of M mod 6: 3-5 rows run a
+# row-count kernel on the packed panel, 1-2 rows join the last full panel as
+# 4 + (2 + tail) rows read in place. K = 300 gives two K blocks (beta applied
+# once), and 2021 rows two blocks of A rows (the second all tail).
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("m", [133, 134, 135, 136, 137, 138, 2021])
+def test_packed_path_row_tails(rng, isa_path, threads, isa, ta, tb, m):
+    if isa not in K.available_isas():
+        pytest.skip(f"{isa} kernels not available on this CPU")
+    neuropil.set_isa(isa)
+    n, k = 200 if m < 1000 else 40 * 6, 300
+    a, b = _operands(rng, m, n, k, ta, tb, np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    results = []
+    for t in (1, 2):
+        neuropil.set_num_threads(t)
+        out = c.copy()
+        gemm(a, b, trans_a=ta, trans_b=tb, alpha=1.5, beta=0.5, out=out)
+        results.append(out)
+    np.testing.assert_allclose(results[0], _expected(a, b, ta, tb, 1.5, 0.5, c),
+                               **_tol(np.float32, k))
+    assert results[0].tobytes() == results[1].tobytes()

@@ -214,6 +214,9 @@ index_t balanced_kc(index_t K, index_t kc) {
   return std::min(kc, (even + 7) / 8 * 8);
 }
 
+// Rows of k packed per pass over the B panels (see gemm_packed).
+constexpr index_t kPackRows = 16;
+
 // Products smaller than this run on one thread: waking the pool costs more.
 constexpr double kParallelFlops = 2.0 * 80 * 80 * 80;
 
@@ -238,6 +241,9 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   const index_t kc_max = balanced_kc(K, blk.kc);
   const index_t nc_max = std::min<index_t>(blk.nc, ((N + nr - 1) / nr) * nr);
 
+  // a(i, k) of op(A) = A[i * rs_a + k * cs_a] (tail rows read in place)
+  const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
+
   static thread_local Scratch scratch_a, scratch_b;
   T* Ap = static_cast<T*>(scratch_a.get(sizeof(T) * mb_rows * kc_max));
   T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * nc_max * kc_max));
@@ -259,20 +265,37 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
           // Pack (B once per pc block) and this block of A, split among threads.
           const index_t nb_items = b_packed ? 0 : np;
           const index_t items = nb_items + mp;
-          for (index_t it = items * tid / nt; it < items * (tid + 1) / nt; ++it) {
-            if (it < nb_items) {
+          const index_t it0 = items * tid / nt, it1 = items * (tid + 1) / nt;
+          // B panels, a few rows of k at a time across all of this thread's
+          // panels: op(B) rows (tb == No) are then read along their length,
+          // not one cache line per row (a 4 KiB stride the prefetcher drops).
+          const index_t jb1 = std::min(it1, nb_items);
+          for (index_t k0 = 0; k0 < kc && it0 < jb1; k0 += kPackRows) {
+            const index_t kr = std::min<index_t>(kPackRows, kc - k0);
+            for (index_t it = it0; it < jb1; ++it) {
               const index_t j0 = it * nr;
-              pack_b(tb == Trans::Yes, B, ldb, jc + j0, std::min<index_t>(nr, nc - j0), pc, kc,
-                     Bp + it * nr * kc);
-            } else {
-              const index_t i = it - nb_items;
-              const index_t i0 = i * mr;
-              pack_a(ta == Trans::Yes, A, lda, ib + i0, std::min<index_t>(mr, mbr - i0), pc, kc,
-                     Ap + i * mr * kc);
+              pack_b(tb == Trans::Yes, B, ldb, jc + j0, std::min<index_t>(nr, nc - j0), pc + k0,
+                     kr, Bp + it * nr * kc + k0 * nr);
             }
+          }
+          for (index_t it = std::max(it0, nb_items); it < it1; ++it) {
+            const index_t i0 = (it - nb_items) * mr;
+            pack_a(ta == Trans::Yes, A, lda, ib + i0, std::min<index_t>(mr, mbr - i0), pc, kc,
+                   Ap + (it - nb_items) * mr * kc);
           }
           b_packed = true;
           barrier();
+
+          // A partial last panel would run the full mr-row kernel on zero
+          // padding (128 rows = 21 panels + 2 rows costs 22 panels). With
+          // row-count kernels a tail of 3-5 rows runs alone, and a tail of 1
+          // or 2 rows joins the last full panel as 4 + (2 + tail) rows, the
+          // second part read from A in place (a 1- or 2-row kernel runs too
+          // few FMA chains to hide their latency).
+          const index_t tail = mbr % mr;
+          const bool have_rows = tail != 0 && mr == 6 && Traits<T>::ga_rows(table, 4) != nullptr;
+          const bool merge_tail = have_rows && tail <= 2 && mp >= 2;
+          const index_t tail_from = !have_rows ? mp : merge_tail ? mp - 2 : tail >= 3 ? mp - 1 : mp;
 
           // Each thread computes one rectangle of the tile grid.
           index_t tm, tn;
@@ -290,13 +313,39 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
                 const index_t nr_valid = std::min<index_t>(nr, nc - j);
                 for (index_t ir = ic; ir < ic_end; ++ir) {
                   const T* apanel = Ap + ir * mr * kc;
-                  const index_t i = ir * mr;
-                  const index_t mr_valid = std::min<index_t>(mr, mbr - i);
-                  if (!c_trans && mr_valid == mr && nr_valid == nr) {
-                    ukr(kc, apanel, bpanel, C + (ib + i) * ldc + jc + j, ldc, alpha, beta_eff);
-                    continue;
+                  index_t i = ir * mr;
+                  index_t mr_valid = std::min<index_t>(mr, mbr - i);
+                  if (ir >= tail_from) {
+                    // Row-count kernel: on the packed panel (a(i, k) at
+                    // [k * mr + i]) or, for the merged tail's second part,
+                    // on A in place.
+                    const T* a = apanel;
+                    index_t rs = 1, cs = mr;
+                    if (merge_tail) {
+                      if (ir == mp - 2) {
+                        mr_valid = 4;
+                      } else {
+                        i = (mp - 2) * mr + 4;
+                        mr_valid = mbr - i;
+                        a = A + (ib + i) * rs_a + pc * cs_a;
+                        rs = rs_a;
+                        cs = cs_a;
+                      }
+                    }
+                    const auto rows = Traits<T>::ga_rows(table, mr_valid);
+                    if (!c_trans && nr_valid == nr) {
+                      rows(kc, a, rs, cs, bpanel, C + (ib + i) * ldc + jc + j, ldc, alpha,
+                           beta_eff);
+                      continue;
+                    }
+                    rows(kc, a, rs, cs, bpanel, edge, nr, alpha, T(0));
+                  } else {
+                    if (!c_trans && mr_valid == mr && nr_valid == nr) {
+                      ukr(kc, apanel, bpanel, C + (ib + i) * ldc + jc + j, ldc, alpha, beta_eff);
+                      continue;
+                    }
+                    ukr(kc, apanel, bpanel, edge, nr, alpha, T(0));
                   }
-                  ukr(kc, apanel, bpanel, edge, nr, alpha, T(0));
                   store_tile(edge, nr, mr_valid, nr_valid, C, ldc, ib + i, jc + j, c_trans,
                              beta_eff);
                 }

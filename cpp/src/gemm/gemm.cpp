@@ -158,7 +158,7 @@ void split_grid(index_t mp, index_t np, int t, index_t* tm_out, index_t* tn_out)
     index_t tn = t / tm;
     if (tm > mp || tn > np) continue;
     index_t cost = ((mp + tm - 1) / tm) * ((np + tn - 1) / tn);
-    if (best_cost < 0 || cost < best_cost || (cost == best_cost && tm > best_tm)) {
+    if (best_cost < 0 || cost < best_cost || (cost == best_cost && tn > best_tn)) {
       best_cost = cost;
       best_tm = tm;
       best_tn = tn;
@@ -214,6 +214,9 @@ index_t balanced_kc(index_t K, index_t kc) {
   return std::min(kc, (even + 7) / 8 * 8);
 }
 
+// Largest packed op(B) the skinny path packs whole before computing.
+constexpr std::size_t kPackAllBytes = std::size_t(4) << 20;
+
 // Rows of k packed per pass over the B panels (see gemm_packed).
 constexpr index_t kPackRows = 16;
 
@@ -262,26 +265,33 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
         for (index_t ib = 0; ib < M; ib += mb_rows) {
           const index_t mbr = std::min(mb_rows, M - ib);
           const index_t mp = (mbr + mr - 1) / mr;
-          // Pack (B once per pc block) and this block of A, split among threads.
-          const index_t nb_items = b_packed ? 0 : np;
-          const index_t items = nb_items + mp;
-          const index_t it0 = items * tid / nt, it1 = items * (tid + 1) / nt;
-          // B panels, a few rows of k at a time across all of this thread's
-          // panels: op(B) rows (tb == No) are then read along their length,
-          // not one cache line per row (a 4 KiB stride the prefetcher drops).
-          const index_t jb1 = std::min(it1, nb_items);
-          for (index_t k0 = 0; k0 < kc && it0 < jb1; k0 += kPackRows) {
-            const index_t kr = std::min<index_t>(kPackRows, kc - k0);
-            for (index_t it = it0; it < jb1; ++it) {
-              const index_t j0 = it * nr;
-              pack_b(tb == Trans::Yes, B, ldb, jc + j0, std::min<index_t>(nr, nc - j0), pc + k0,
-                     kr, Bp + it * nr * kc + k0 * nr);
+          // Each thread computes one rectangle of the tile grid, and packs
+          // the B panels and A panels of its rectangle (shared with the
+          // threads of its column or row, so split among them): the panels a
+          // thread computes with are mostly in its own core's cache.
+          index_t tm, tn;
+          split_grid(mp, np, nt, &tm, &tn);
+          const index_t pm = tid / tn, pn = tid % tn;
+          const index_t m0 = mp * pm / tm, m1 = mp * (pm + 1) / tm;
+          const index_t n0 = np * pn / tn, n1 = np * (pn + 1) / tn;
+          if (tid < tm * tn) {
+            // B panels, a few rows of k at a time across all of them: op(B)
+            // rows (tb == No) are then read along their length, not one
+            // cache line per row (a 4 KiB stride the prefetcher drops).
+            const index_t jb0 = b_packed ? 0 : n0 + (n1 - n0) * pm / tm;
+            const index_t jb1 = b_packed ? 0 : n0 + (n1 - n0) * (pm + 1) / tm;
+            for (index_t k0 = 0; k0 < kc && jb0 < jb1; k0 += kPackRows) {
+              const index_t kr = std::min<index_t>(kPackRows, kc - k0);
+              for (index_t jr = jb0; jr < jb1; ++jr) {
+                const index_t j0 = jr * nr;
+                pack_b(tb == Trans::Yes, B, ldb, jc + j0, std::min<index_t>(nr, nc - j0),
+                       pc + k0, kr, Bp + jr * nr * kc + k0 * nr);
+              }
             }
-          }
-          for (index_t it = std::max(it0, nb_items); it < it1; ++it) {
-            const index_t i0 = (it - nb_items) * mr;
-            pack_a(ta == Trans::Yes, A, lda, ib + i0, std::min<index_t>(mr, mbr - i0), pc, kc,
-                   Ap + (it - nb_items) * mr * kc);
+            const index_t ia0 = m0 + (m1 - m0) * pn / tn, ia1 = m0 + (m1 - m0) * (pn + 1) / tn;
+            for (index_t ir = ia0; ir < ia1; ++ir)
+              pack_a(ta == Trans::Yes, A, lda, ib + ir * mr, std::min<index_t>(mr, mbr - ir * mr),
+                     pc, kc, Ap + ir * mr * kc);
           }
           b_packed = true;
           barrier();
@@ -297,13 +307,7 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
           const bool merge_tail = have_rows && tail <= 2 && mp >= 2;
           const index_t tail_from = !have_rows ? mp : merge_tail ? mp - 2 : tail >= 3 ? mp - 1 : mp;
 
-          // Each thread computes one rectangle of the tile grid.
-          index_t tm, tn;
-          split_grid(mp, np, nt, &tm, &tn);
           if (tid < tm * tn) {
-            const index_t pm = tid / tn, pn = tid % tn;
-            const index_t m0 = mp * pm / tm, m1 = mp * (pm + 1) / tm;
-            const index_t n0 = np * pn / tn, n1 = np * (pn + 1) / tn;
             const index_t mc_panels = blk.mc / mr;
             for (index_t ic = m0; ic < m1; ic += mc_panels) {
               const index_t ic_end = std::min(m1, ic + mc_panels);
@@ -454,8 +458,21 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   const index_t np = (N + blk.nr - 1) / blk.nr;
   const index_t kc_max = balanced_kc(K, blk.kc);
   static thread_local Scratch scratch_b;
-  T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * np * blk.nr * kc_max));
+  // With more than one thread and a packed op(B) of modest size, all of it
+  // is packed up front: one barrier instead of two per K block.
+  const bool pack_all = threads > 1 && sizeof(T) * np * blk.nr * K <= kPackAllBytes;
+  T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * np * blk.nr * (pack_all ? K : kc_max)));
   parallel_region(threads, [&](int tid, int nt, const Barrier& barrier) {
+    if (pack_all) {
+      for (index_t pc = 0; pc < K; pc += kc_max)
+        skinny_pack_b(table, tb, B, ldb, N, pc, std::min(kc_max, K - pc), Bp + np * blk.nr * pc,
+                      tid, nt);
+      barrier();
+      for (index_t pc = 0; pc < K; pc += kc_max)
+        skinny_block(table, ta, M, N, pc, std::min(kc_max, K - pc), alpha, A, lda,
+                     Bp + np * blk.nr * pc, pc == 0 ? beta : T(1), C, ldc, c_trans, tid, nt);
+      return;
+    }
     for (index_t pc = 0; pc < K; pc += kc_max) {
       const index_t kc = std::min(kc_max, K - pc);
       skinny_pack_b(table, tb, B, ldb, N, pc, kc, Bp, tid, nt);

@@ -124,13 +124,17 @@ def test_nan_in_inputs_propagates(rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ta,tb", TRANS)
 def test_bitwise_identical_for_1_and_2_threads(rng, threads, dtype, ta, tb):
-    for m, n, k in [(1024, 96, 300), (130, 513, 257), (64, 3136, 40), (7, 17, 5)]:
+    # (64, 128, 600): the skinny path splits N between two threads (11 row
+    # panels split 6 + 5, 8 column panels 4 + 4).
+    for m, n, k in [(1024, 96, 300), (130, 513, 257), (64, 3136, 40), (64, 128, 600),
+                    (7, 17, 5)]:
         a, b = _operands(rng, m, n, k, ta, tb, dtype)
         neuropil.set_num_threads(1)
         one = gemm(a, b, trans_a=ta, trans_b=tb)
         neuropil.set_num_threads(2)
         two = gemm(a, b, trans_a=ta, trans_b=tb)
         assert one.tobytes() == two.tobytes(), (m, n, k)
+        np.testing.assert_allclose(two, _expected(a, b, ta, tb), **_tol(dtype, k))
 
 
 def test_non_contiguous_and_fortran_inputs(rng):

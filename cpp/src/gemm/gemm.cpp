@@ -150,15 +150,18 @@ void scale_c(index_t M, index_t N, T beta, T* C, index_t ldc) {
 }
 
 // Split a grid of mp x np tiles among t threads as tm x tn rectangles,
-// minimising the largest share (ties: split M, which keeps B shared).
-void split_grid(index_t mp, index_t np, int t, index_t* tm_out, index_t* tn_out) {
+// minimising the largest share. Ties split N (each thread then packs and
+// reads only its own B panels) unless prefer_m (the skinny path, whose large
+// operand A is read in place: an M split reads each row of it once).
+void split_grid(index_t mp, index_t np, int t, index_t* tm_out, index_t* tn_out,
+                bool prefer_m = false) {
   index_t best_tm = 1, best_tn = 1, best_cost = -1;
   for (index_t tm = 1; tm <= t; ++tm) {
     if (t % tm) continue;
     index_t tn = t / tm;
     if (tm > mp || tn > np) continue;
     index_t cost = ((mp + tm - 1) / tm) * ((np + tn - 1) / tn);
-    if (best_cost < 0 || cost < best_cost || (cost == best_cost && tn > best_tn)) {
+    if (best_cost < 0 || cost < best_cost || (cost == best_cost && (prefer_m ? tm > best_tm : tn > best_tn))) {
       best_cost = cost;
       best_tm = tm;
       best_tn = tn;
@@ -369,14 +372,18 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
 //
 // skinny_pack_b packs op(B)[pc : pc + kc, 0 : N] into np nr-wide panels at Bp;
 // skinny_block then computes C (+)= alpha * op(A)[:, pc : pc + kc] * that block.
-// Both split their work as thread tid of nt (inside a parallel_region).
+// Both run as thread tid of nt (inside a parallel_region), the threads laid
+// out as a (nt / tn) x tn grid over the M x N panels; each thread packs a
+// share of the B panels of its grid column.
 template <typename T>
 void skinny_pack_b(const KernelTable& table, Trans tb, const T* B, index_t ldb, index_t N,
-                   index_t pc, index_t kc, T* Bp, int tid, int nt) {
+                   index_t pc, index_t kc, T* Bp, int tid, int nt, int tn = 1) {
   const auto pack_b = Traits<T>::pack_b(table);
   const index_t nr = Traits<T>::blk(table).nr;
   const index_t np = (N + nr - 1) / nr;
-  for (index_t jr = np * tid / nt; jr < np * (tid + 1) / nt; ++jr)
+  const index_t tm = nt / tn, pm = tid / tn, pn = tid % tn;
+  const index_t n0 = np * pn / tn, n1 = np * (pn + 1) / tn;
+  for (index_t jr = n0 + (n1 - n0) * pm / tm; jr < n0 + (n1 - n0) * (pm + 1) / tm; ++jr)
     pack_b(tb == Trans::Yes, B, ldb, jr * nr, std::min<index_t>(nr, N - jr * nr), pc, kc,
            Bp + jr * nr * kc);
 }
@@ -384,7 +391,7 @@ void skinny_pack_b(const KernelTable& table, Trans tb, const T* B, index_t ldb, 
 template <typename T>
 void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, index_t pc,
                   index_t kc, T alpha, const T* A, index_t lda, const T* Bp, T beta, T* C,
-                  index_t ldc, bool c_trans, int tid, int nt) {
+                  index_t ldc, bool c_trans, int tid, int nt, int tn = 1) {
   const auto ukr = Traits<T>::ukr_ga(table);
   const auto ukr_packed = Traits<T>::ukr(table);
   const auto store_t = Traits<T>::store_t(table);
@@ -402,7 +409,9 @@ void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, inde
                           Traits<T>::ga_rows(table, 4) != nullptr;
   {
     alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
-    for (index_t ir = mp * tid / nt; ir < mp * (tid + 1) / nt; ++ir) {
+    const index_t tm = nt / tn, pm = tid / tn, pn = tid % tn;
+    const index_t n0 = np * pn / tn, n1 = np * (pn + 1) / tn;
+    for (index_t ir = mp * pm / tm; ir < mp * (pm + 1) / tm; ++ir) {
       index_t i = ir * mr;
       index_t mr_valid = std::min<index_t>(mr, M - i);
       if (merge_tail && ir >= mp - 2) {  // last 6 + r rows as 4 + (2 + r)
@@ -421,7 +430,7 @@ void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, inde
         pack_a(ta == Trans::Yes, A, lda, i, mr_valid, pc, kc, ap);
         apanel = ap;
       }
-      for (index_t jr = 0; jr < np; ++jr) {
+      for (index_t jr = n0; jr < n1; ++jr) {
         const index_t j = jr * nr;
         const index_t nr_valid = std::min<index_t>(nr, N - j);
         const T* bpanel = Bp + jr * nr * kc;
@@ -462,23 +471,30 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   // is packed up front: one barrier instead of two per K block.
   const bool pack_all = threads > 1 && sizeof(T) * np * blk.nr * K <= kPackAllBytes;
   T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * np * blk.nr * (pack_all ? K : kc_max)));
+  const index_t mp = (M + blk.mr - 1) / blk.mr;
   parallel_region(threads, [&](int tid, int nt, const Barrier& barrier) {
+    // Threads split M (each reads its rows of A once) unless an N split
+    // balances better: 64 rows are 11 panels, 6 + 5, but 128 columns 4 + 4.
+    index_t tm, tn;
+    split_grid(mp, np, nt, &tm, &tn, /*prefer_m=*/true);
+    const int tn_i = int(tn);
     if (pack_all) {
       for (index_t pc = 0; pc < K; pc += kc_max)
         skinny_pack_b(table, tb, B, ldb, N, pc, std::min(kc_max, K - pc), Bp + np * blk.nr * pc,
-                      tid, nt);
+                      tid, nt, tn_i);
       barrier();
       for (index_t pc = 0; pc < K; pc += kc_max)
         skinny_block(table, ta, M, N, pc, std::min(kc_max, K - pc), alpha, A, lda,
-                     Bp + np * blk.nr * pc, pc == 0 ? beta : T(1), C, ldc, c_trans, tid, nt);
+                     Bp + np * blk.nr * pc, pc == 0 ? beta : T(1), C, ldc, c_trans, tid, nt,
+                     tn_i);
       return;
     }
     for (index_t pc = 0; pc < K; pc += kc_max) {
       const index_t kc = std::min(kc_max, K - pc);
-      skinny_pack_b(table, tb, B, ldb, N, pc, kc, Bp, tid, nt);
+      skinny_pack_b(table, tb, B, ldb, N, pc, kc, Bp, tid, nt, tn_i);
       barrier();
       skinny_block(table, ta, M, N, pc, kc, alpha, A, lda, Bp, pc == 0 ? beta : T(1), C, ldc,
-                   c_trans, tid, nt);
+                   c_trans, tid, nt, tn_i);
       barrier();  // Bp is repacked next
     }
   });

@@ -76,23 +76,19 @@ void sgemm_body(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t
   }
   const __m512 va = _mm512_set1_ps(alpha);
   __m512 rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  // All loads of C before the first store (4K aliasing; see kernels_avx2.cpp).
   if (beta == 0.0f) {
     for (int i = 0; i < R; ++i) {
-      rows[i][0] = _mm512_mul_ps(va, rows[i][0]);
-      rows[i][1] = _mm512_mul_ps(va, rows[i][1]);
+      _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, rows[i][0]));
+      _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, rows[i][1]));
     }
   } else {
     const __m512 vb = _mm512_set1_ps(beta);
     for (int i = 0; i < R; ++i) {
-      const float* ci = c + i * ldc;
-      rows[i][0] = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), _mm512_mul_ps(va, rows[i][0]));
-      rows[i][1] = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), _mm512_mul_ps(va, rows[i][1]));
+      float* ci = c + i * ldc;
+      _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), _mm512_mul_ps(va, rows[i][0])));
+      _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16),
+                                                _mm512_mul_ps(va, rows[i][1])));
     }
-  }
-  for (int i = 0; i < R; ++i) {
-    _mm512_storeu_ps(c + i * ldc, rows[i][0]);
-    _mm512_storeu_ps(c + i * ldc + 16, rows[i][1]);
   }
 }
 

@@ -279,7 +279,9 @@ void sstore_t_6x16(const float* tile, float* c, std::int64_t ldc, float beta) {
       if (beta != 0.0f) {
         // Load exactly 6 floats (no read past the run): 4 + 2.
         const __m128 lo = _mm_loadu_ps(cj);
-        const __m128 hi = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(cj + 4)));
+        // (loadl_pi, a builtin: _mm_load_sd dereferences a double*, which
+        // UBSan rightly flags as misaligned here.)
+        const __m128 hi = _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(cj + 4));
         const __m256 old = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
         v = _mm256_fmadd_ps(_mm256_set1_ps(beta), old, v);
       }

@@ -161,7 +161,8 @@ void split_grid(index_t mp, index_t np, int t, index_t* tm_out, index_t* tn_out,
     index_t tn = t / tm;
     if (tm > mp || tn > np) continue;
     index_t cost = ((mp + tm - 1) / tm) * ((np + tn - 1) / tn);
-    if (best_cost < 0 || cost < best_cost || (cost == best_cost && (prefer_m ? tm > best_tm : tn > best_tn))) {
+    const bool preferred = prefer_m ? tm > best_tm : tn > best_tn;
+    if (best_cost < 0 || cost < best_cost || (cost == best_cost && preferred)) {
       best_cost = cost;
       best_tm = tm;
       best_tn = tn;

@@ -208,3 +208,25 @@ def test_packed_path_row_tails(rng, isa_path, threads, isa, ta, tb, m):
     np.testing.assert_allclose(results[0], _expected(a, b, ta, tb, 1.5, 0.5, c),
                                **_tol(np.float32, k))
     assert results[0].tobytes() == results[1].tobytes()
+
+
+# Products with op(B) along K and a short M run transposed (C^T = op(B)^T
+# op(A)^T); on 2 threads they accumulate C^T strips and store them once,
+# on 1 thread block by block. Same bits either way, for any alpha and beta,
+# with partial tiles in both directions and a merged row tail (301 rows).
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (1.5, 0.3), (-0.75, 1.0)])
+@pytest.mark.parametrize("m,n,k", [(100, 301, 200), (128, 512, 300), (64, 3136, 40),
+                                   (7, 100, 33), (37, 128, 600)])
+def test_transposed_skinny_bitwise_for_1_and_2_threads(rng, threads, ta, alpha, beta, m, n, k):
+    a, b = _operands(rng, m, n, k, ta, True, np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    results = []
+    for t in (1, 2):
+        neuropil.set_num_threads(t)
+        out = c.copy()
+        gemm(a, b, trans_a=ta, trans_b=True, alpha=alpha, beta=beta, out=out)
+        results.append(out)
+    np.testing.assert_allclose(results[0], _expected(a, b, ta, True, alpha, beta, c),
+                               **_tol(np.float32, k))
+    assert results[0].tobytes() == results[1].tobytes()

@@ -11,6 +11,33 @@ namespace neuropil {
 namespace gemm_detail {
 namespace {
 
+// Epilogue steps on one row of a tile held in two registers (x0, x1):
+// x = alpha * x, or x = alpha * x + beta * c (c read before any store).
+inline void scale2(__m256 va, __m256& x0, __m256& x1) {
+  x0 = _mm256_mul_ps(va, x0);
+  x1 = _mm256_mul_ps(va, x1);
+}
+inline void axpby2(__m256 va, __m256 vb, const float* ci, __m256& x0, __m256& x1) {
+  x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), _mm256_mul_ps(va, x0));
+  x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), _mm256_mul_ps(va, x1));
+}
+inline void store2(float* ci, __m256 x0, __m256 x1) {
+  _mm256_storeu_ps(ci, x0);
+  _mm256_storeu_ps(ci + 8, x1);
+}
+inline void scale2(__m256d va, __m256d& x0, __m256d& x1) {
+  x0 = _mm256_mul_pd(va, x0);
+  x1 = _mm256_mul_pd(va, x1);
+}
+inline void axpby2(__m256d va, __m256d vb, const double* ci, __m256d& x0, __m256d& x1) {
+  x0 = _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, x0));
+  x1 = _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, x1));
+}
+inline void store2(double* ci, __m256d x0, __m256d x1) {
+  _mm256_storeu_pd(ci, x0);
+  _mm256_storeu_pd(ci + 4, x1);
+}
+
 // Up to 6 x 16 float tile: 12 accumulators, 2 B vectors, 1 broadcast = 15 ymm.
 // a(i, k) = a[i * rs_a + k * cs_a]; kPacked fixes rs_a = 1, cs_a = 6 at
 // compile time (the packed panel), so one body serves both contracts. R < 6
@@ -73,28 +100,33 @@ void sgemm_body(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t
     }
     b += 16;
   }
-  const __m256 va = _mm256_set1_ps(alpha);
-  __m256 rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   // Every load of C comes before the first store: with ldc a multiple of
   // 1024 floats the rows share their low 12 address bits, and a load issued
-  // after a store to another row would wait on it (4K aliasing).
+  // after a store to another row would wait on it (4K aliasing). Written
+  // out register by register: an array of the rows would be spilled.
+  const __m256 va = _mm256_set1_ps(alpha);
   if (beta == 0.0f) {
-    for (int i = 0; i < R; ++i) {
-      rows[i][0] = _mm256_mul_ps(va, rows[i][0]);
-      rows[i][1] = _mm256_mul_ps(va, rows[i][1]);
-    }
+    scale2(va, c00, c01);
+    if (R > 1) scale2(va, c10, c11);
+    if (R > 2) scale2(va, c20, c21);
+    if (R > 3) scale2(va, c30, c31);
+    if (R > 4) scale2(va, c40, c41);
+    if (R > 5) scale2(va, c50, c51);
   } else {
     const __m256 vb = _mm256_set1_ps(beta);
-    for (int i = 0; i < R; ++i) {
-      const float* ci = c + i * ldc;
-      rows[i][0] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), _mm256_mul_ps(va, rows[i][0]));
-      rows[i][1] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), _mm256_mul_ps(va, rows[i][1]));
-    }
+    axpby2(va, vb, c, c00, c01);
+    if (R > 1) axpby2(va, vb, c + ldc, c10, c11);
+    if (R > 2) axpby2(va, vb, c + 2 * ldc, c20, c21);
+    if (R > 3) axpby2(va, vb, c + 3 * ldc, c30, c31);
+    if (R > 4) axpby2(va, vb, c + 4 * ldc, c40, c41);
+    if (R > 5) axpby2(va, vb, c + 5 * ldc, c50, c51);
   }
-  for (int i = 0; i < R; ++i) {
-    _mm256_storeu_ps(c + i * ldc, rows[i][0]);
-    _mm256_storeu_ps(c + i * ldc + 8, rows[i][1]);
-  }
+  store2(c, c00, c01);
+  if (R > 1) store2(c + ldc, c10, c11);
+  if (R > 2) store2(c + 2 * ldc, c20, c21);
+  if (R > 3) store2(c + 3 * ldc, c30, c31);
+  if (R > 4) store2(c + 4 * ldc, c40, c41);
+  if (R > 5) store2(c + 5 * ldc, c50, c51);
 }
 
 void sgemm_6x16(std::int64_t kc, const float* a, const float* b, float* c, std::int64_t ldc,
@@ -148,26 +180,30 @@ void dgemm_6x8_body(std::int64_t kc, const double* a, std::int64_t rs_a, std::in
     c51 = _mm256_fmadd_pd(ai, b1, c51);
     b += 8;
   }
-  const __m256d va = _mm256_set1_pd(alpha);
-  __m256d rows[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   // All loads of C before the first store (4K aliasing; see sgemm_body).
+  const __m256d va = _mm256_set1_pd(alpha);
   if (beta == 0.0) {
-    for (int i = 0; i < 6; ++i) {
-      rows[i][0] = _mm256_mul_pd(va, rows[i][0]);
-      rows[i][1] = _mm256_mul_pd(va, rows[i][1]);
-    }
+    scale2(va, c00, c01);
+    scale2(va, c10, c11);
+    scale2(va, c20, c21);
+    scale2(va, c30, c31);
+    scale2(va, c40, c41);
+    scale2(va, c50, c51);
   } else {
     const __m256d vb = _mm256_set1_pd(beta);
-    for (int i = 0; i < 6; ++i) {
-      const double* ci = c + i * ldc;
-      rows[i][0] = _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, rows[i][0]));
-      rows[i][1] = _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, rows[i][1]));
-    }
+    axpby2(va, vb, c, c00, c01);
+    axpby2(va, vb, c + ldc, c10, c11);
+    axpby2(va, vb, c + 2 * ldc, c20, c21);
+    axpby2(va, vb, c + 3 * ldc, c30, c31);
+    axpby2(va, vb, c + 4 * ldc, c40, c41);
+    axpby2(va, vb, c + 5 * ldc, c50, c51);
   }
-  for (int i = 0; i < 6; ++i) {
-    _mm256_storeu_pd(c + i * ldc, rows[i][0]);
-    _mm256_storeu_pd(c + i * ldc + 4, rows[i][1]);
-  }
+  store2(c, c00, c01);
+  store2(c + ldc, c10, c11);
+  store2(c + 2 * ldc, c20, c21);
+  store2(c + 3 * ldc, c30, c31);
+  store2(c + 4 * ldc, c40, c41);
+  store2(c + 5 * ldc, c50, c51);
 }
 
 void dgemm_6x8(std::int64_t kc, const double* a, const double* b, double* c, std::int64_t ldc,

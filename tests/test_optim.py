@@ -289,6 +289,31 @@ def test_update_is_bitwise_independent_of_thread_count(threads):
     np.testing.assert_array_equal(out[0], out[1])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opt_cls, kw", [
+    (optim.SGD, SGD_CASES[-1]), (optim.SGD, SGD_CASES[2]),
+    (optim.Adam, dict(lr=0.01, weight_decay=0.1, amsgrad=True)), (optim.Adam, dict(lr=0.003)),
+])
+def test_update_is_bitwise_independent_of_the_kernel_isa(isa_path, dtype, opt_cls, kw):
+    # The AVX2 build of the update loops (optim_avx2.cpp) is the portable code
+    # compiled wider, without FP contraction: it must give the same bits.
+    isas = [i for i in ("generic", "avx2") if i in neuropil.functional._k.available_isas()]
+    if len(isas) < 2:
+        pytest.skip("avx2 kernels not available on this CPU")
+    w0, grads = make((40013,), 4)
+    out = []
+    for isa in isas:
+        neuropil.set_isa(isa)
+        out.append(run(opt_cls, w0, grads, dtype, **kw).data)
+    assert out[0].tobytes() == out[1].tobytes()
+    np.testing.assert_allclose(out[0], (sgd_reference if opt_cls is optim.SGD else _adam_ref)(
+        w0, grads, **kw), **TOL[dtype])
+
+
+def _adam_ref(w, grads, lr, weight_decay=0.0, amsgrad=False):
+    return adam_reference(w, grads, lr, weight_decay=weight_decay, amsgrad=amsgrad)
+
+
 # -- schedules ------------------------------------------------------------------
 
 def test_step_lr_and_exponential_lr():

@@ -1,8 +1,9 @@
 // AVX2 build of the fused gate kernels (float): the same code as
 // gates_generic.cpp (gates.inc), vectorised 8-wide. Built with -mavx2 -mfma;
 // internal linkage except the two entry points, called only after CPU
-// detection chose AVX2. Without FP contraction (ISO C++ mode) the results are
-// bitwise those of the portable build.
+// detection chose AVX2. GCC contracts a * b + c into FMAs here (in C++ it
+// does so even in ISO mode), so results can differ from the portable build in
+// the last bits; each build gives the same bits for any thread count.
 #include <cstdint>
 
 #include "rnn_kernels.h"

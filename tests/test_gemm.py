@@ -197,15 +197,20 @@ def test_packed_path_row_tails(rng, isa_path, threads, isa, ta, tb, m):
         pytest.skip(f"{isa} kernels not available on this CPU")
     neuropil.set_isa(isa)
     n, k = 200 if m < 1000 else 40 * 6, 300
+    _check_1_and_2_threads(rng, m, n, k, ta, tb, 1.5, 0.5)
+
+
+def _check_1_and_2_threads(rng, m, n, k, ta, tb, alpha, beta):
+    """float32 alpha * op(a) op(b) + beta * c on 1 and 2 threads: right, and the same bits."""
     a, b = _operands(rng, m, n, k, ta, tb, np.float32)
     c = rng.standard_normal((m, n)).astype(np.float32)
     results = []
     for t in (1, 2):
         neuropil.set_num_threads(t)
         out = c.copy()
-        gemm(a, b, trans_a=ta, trans_b=tb, alpha=1.5, beta=0.5, out=out)
+        gemm(a, b, trans_a=ta, trans_b=tb, alpha=alpha, beta=beta, out=out)
         results.append(out)
-    np.testing.assert_allclose(results[0], _expected(a, b, ta, tb, 1.5, 0.5, c),
+    np.testing.assert_allclose(results[0], _expected(a, b, ta, tb, alpha, beta, c),
                                **_tol(np.float32, k))
     assert results[0].tobytes() == results[1].tobytes()
 
@@ -219,14 +224,4 @@ def test_packed_path_row_tails(rng, isa_path, threads, isa, ta, tb, m):
 @pytest.mark.parametrize("m,n,k", [(100, 301, 200), (128, 512, 300), (64, 3136, 40),
                                    (7, 100, 33), (37, 128, 600)])
 def test_transposed_skinny_bitwise_for_1_and_2_threads(rng, threads, ta, alpha, beta, m, n, k):
-    a, b = _operands(rng, m, n, k, ta, True, np.float32)
-    c = rng.standard_normal((m, n)).astype(np.float32)
-    results = []
-    for t in (1, 2):
-        neuropil.set_num_threads(t)
-        out = c.copy()
-        gemm(a, b, trans_a=ta, trans_b=True, alpha=alpha, beta=beta, out=out)
-        results.append(out)
-    np.testing.assert_allclose(results[0], _expected(a, b, ta, True, alpha, beta, c),
-                               **_tol(np.float32, k))
-    assert results[0].tobytes() == results[1].tobytes()
+    _check_1_and_2_threads(rng, m, n, k, ta, True, alpha, beta)

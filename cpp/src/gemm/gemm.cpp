@@ -368,6 +368,28 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   });
 }
 
+// The skinny paths' row panels. A tail of 1 or 2 rows runs only 2-4 FMA
+// chains (latency-bound); with row-count kernels the last full panel and the
+// tail run as 4 + (2 + tail) rows instead (merges_tail). panel_rows gives
+// the first row and the row count of panel ir of mp.
+template <typename T>
+bool merges_tail(const KernelTable& table, index_t M, int mr) {
+  const index_t tail = M % mr;
+  return mr == 6 && (tail == 1 || tail == 2) && M > mr && Traits<T>::ga_rows(table, 4) != nullptr;
+}
+
+struct PanelRows {
+  index_t i, rows;
+};
+
+inline PanelRows panel_rows(index_t ir, index_t mp, int mr, index_t M, bool merge_tail) {
+  if (merge_tail && ir >= mp - 2) {
+    const index_t i = (mp - 2) * mr + (ir == mp - 2 ? 0 : 4);
+    return {i, ir == mp - 2 ? 4 : M - i};
+  }
+  return {ir * mr, std::min<index_t>(mr, M - ir * mr)};
+}
+
 // Skinny products (N small): only op(B) is packed (all of its N columns per
 // K block); A is read in place by the micro-kernel, so the large operand is
 // streamed once and never copied. Threads split the M panels.
@@ -404,22 +426,13 @@ void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, inde
   const index_t mp = (M + mr - 1) / mr;
   // a(i, k) = A[i * rs_a + k * cs_a]
   const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
-  // A tail of 1 or 2 rows runs only 2-4 FMA chains (latency-bound); with
-  // row-count kernels the last full panel and the tail run as 4 + 3 or 4 + 4.
-  const index_t tail = M % mr;
-  const bool merge_tail = mr == 6 && (tail == 1 || tail == 2) && M > mr &&
-                          Traits<T>::ga_rows(table, 4) != nullptr;
+  const bool merge_tail = merges_tail<T>(table, M, mr);
   {
     alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
     const index_t tm = nt / tn, pm = tid / tn, pn = tid % tn;
     const index_t n0 = np * pn / tn, n1 = np * (pn + 1) / tn;
     for (index_t ir = mp * pm / tm; ir < mp * (pm + 1) / tm; ++ir) {
-      index_t i = ir * mr;
-      index_t mr_valid = std::min<index_t>(mr, M - i);
-      if (merge_tail && ir >= mp - 2) {  // last 6 + r rows as 4 + (2 + r)
-        i = (mp - 2) * mr + (ir == mp - 2 ? 0 : 4);
-        mr_valid = ir == mp - 2 ? 4 : M - i;
-      }
+      const auto [i, mr_valid] = panel_rows(ir, mp, mr, M, merge_tail);
       const T* a = A + i * rs_a + pc * cs_a;
       // The kernel for this panel's rows, reading A in place; without one (a
       // partial panel and no row-count kernels, or no in-place kernels at
@@ -475,19 +488,13 @@ void skinny_strip(const KernelTable& table, Trans ta, index_t M, index_t N, inde
   const index_t np = (N + nr - 1) / nr;
   const index_t mp = (M + mr - 1) / mr;
   const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
-  const index_t tail = M % mr;
-  const bool merge_tail = mr == 6 && (tail == 1 || tail == 2) && M > mr;
+  const bool merge_tail = merges_tail<T>(table, M, mr);
   const index_t tm = nt / tn, pm = tid / tn, pn = tid % tn;
   const index_t n0 = np * pn / tn, n1 = np * (pn + 1) / tn;
   static thread_local Scratch scratch_strip;
   T* strip = static_cast<T*>(scratch_strip.get(sizeof(T) * mr * nr * std::max<index_t>(1, n1 - n0)));
   for (index_t ir = mp * pm / tm; ir < mp * (pm + 1) / tm; ++ir) {
-    index_t i = ir * mr;
-    index_t mr_valid = std::min<index_t>(mr, M - i);
-    if (merge_tail && ir >= mp - 2) {  // last 6 + r rows as 4 + (2 + r), as skinny_block
-      i = (mp - 2) * mr + (ir == mp - 2 ? 0 : 4);
-      mr_valid = ir == mp - 2 ? 4 : M - i;
-    }
+    const auto [i, mr_valid] = panel_rows(ir, mp, mr, M, merge_tail);
     const auto rows = mr_valid == mr ? ukr : Traits<T>::ga_rows(table, mr_valid);
     for (index_t pc = 0; pc < K; pc += kc_max) {
       const index_t kc = std::min(kc_max, K - pc);

@@ -228,6 +228,28 @@ constexpr index_t kPackRows = 16;
 // Products smaller than this run on one thread: waking the pool costs more.
 constexpr double kParallelFlops = 2.0 * 80 * 80 * 80;
 
+// Row panels of a block of M rows. A tail of 1 or 2 rows runs only 2-4 FMA
+// chains (latency-bound); with row-count kernels the last full panel and the
+// tail run as 4 + (2 + tail) rows instead (merges_tail). panel_rows gives
+// the first row and the row count of panel ir of mp.
+template <typename T>
+bool merges_tail(const KernelTable& table, index_t M, int mr) {
+  const index_t tail = M % mr;
+  return mr == 6 && (tail == 1 || tail == 2) && M > mr && Traits<T>::ga_rows(table, 4) != nullptr;
+}
+
+struct PanelRows {
+  index_t i, rows;
+};
+
+inline PanelRows panel_rows(index_t ir, index_t mp, int mr, index_t M, bool merge_tail) {
+  if (merge_tail && ir >= mp - 2) {
+    const index_t i = (mp - 2) * mr + (ir == mp - 2 ? 0 : 4);
+    return {i, ir == mp - 2 ? 4 : M - i};
+  }
+  return {ir * mr, std::min<index_t>(mr, M - ir * mr)};
+}
+
 // The packed loop nest. With c_trans, the tile grid computes C^T: element
 // (i, j) of the product is stored at C[j * ldc + i] (used to solve narrow-N
 // problems as C^T = op(B)^T op(A)^T, so the short side meets the short tile).
@@ -308,9 +330,9 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
           // second part read from A in place (a 1- or 2-row kernel runs too
           // few FMA chains to hide their latency).
           const index_t tail = mbr % mr;
-          const bool have_rows = tail != 0 && mr == 6 && Traits<T>::ga_rows(table, 4) != nullptr;
-          const bool merge_tail = have_rows && tail <= 2 && mp >= 2;
-          const index_t tail_from = !have_rows ? mp : merge_tail ? mp - 2 : tail >= 3 ? mp - 1 : mp;
+          const bool merge_tail = merges_tail<T>(table, mbr, mr);
+          const bool rows_tail = tail >= 3 && Traits<T>::ga_rows(table, tail) != nullptr;
+          const index_t tail_from = merge_tail ? mp - 2 : rows_tail ? mp - 1 : mp;
 
           if (tid < tm * tn) {
             const index_t mc_panels = blk.mc / mr;
@@ -322,25 +344,14 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
                 const index_t nr_valid = std::min<index_t>(nr, nc - j);
                 for (index_t ir = ic; ir < ic_end; ++ir) {
                   const T* apanel = Ap + ir * mr * kc;
-                  index_t i = ir * mr;
-                  index_t mr_valid = std::min<index_t>(mr, mbr - i);
+                  const auto [i, mr_valid] = panel_rows(ir, mp, mr, mbr, merge_tail);
                   if (ir >= tail_from) {
                     // Row-count kernel: on the packed panel (a(i, k) at
                     // [k * mr + i]) or, for the merged tail's second part,
                     // on A in place.
-                    const T* a = apanel;
-                    index_t rs = 1, cs = mr;
-                    if (merge_tail) {
-                      if (ir == mp - 2) {
-                        mr_valid = 4;
-                      } else {
-                        i = (mp - 2) * mr + 4;
-                        mr_valid = mbr - i;
-                        a = A + (ib + i) * rs_a + pc * cs_a;
-                        rs = rs_a;
-                        cs = cs_a;
-                      }
-                    }
+                    const bool in_place = merge_tail && ir == mp - 1;
+                    const T* a = in_place ? A + (ib + i) * rs_a + pc * cs_a : apanel;
+                    const index_t rs = in_place ? rs_a : 1, cs = in_place ? cs_a : mr;
                     const auto rows = Traits<T>::ga_rows(table, mr_valid);
                     if (!c_trans && nr_valid == nr) {
                       rows(kc, a, rs, cs, bpanel, C + (ib + i) * ldc + jc + j, ldc, alpha,
@@ -366,28 +377,6 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
       }
     }
   });
-}
-
-// The skinny paths' row panels. A tail of 1 or 2 rows runs only 2-4 FMA
-// chains (latency-bound); with row-count kernels the last full panel and the
-// tail run as 4 + (2 + tail) rows instead (merges_tail). panel_rows gives
-// the first row and the row count of panel ir of mp.
-template <typename T>
-bool merges_tail(const KernelTable& table, index_t M, int mr) {
-  const index_t tail = M % mr;
-  return mr == 6 && (tail == 1 || tail == 2) && M > mr && Traits<T>::ga_rows(table, 4) != nullptr;
-}
-
-struct PanelRows {
-  index_t i, rows;
-};
-
-inline PanelRows panel_rows(index_t ir, index_t mp, int mr, index_t M, bool merge_tail) {
-  if (merge_tail && ir >= mp - 2) {
-    const index_t i = (mp - 2) * mr + (ir == mp - 2 ? 0 : 4);
-    return {i, ir == mp - 2 ? 4 : M - i};
-  }
-  return {ir * mr, std::min<index_t>(mr, M - ir * mr)};
 }
 
 // Skinny products (N small): only op(B) is packed (all of its N columns per

@@ -11,31 +11,41 @@ namespace neuropil {
 namespace gemm_detail {
 namespace {
 
-// Epilogue steps on one row of a tile held in two registers (x0, x1):
-// x = alpha * x, or x = alpha * x + beta * c (c read before any store).
-inline void scale2(__m256 va, __m256& x0, __m256& x1) {
-  x0 = _mm256_mul_ps(va, x0);
-  x1 = _mm256_mul_ps(va, x1);
-}
-inline void axpby2(__m256 va, __m256 vb, const float* ci, __m256& x0, __m256& x1) {
-  x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), _mm256_mul_ps(va, x0));
-  x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), _mm256_mul_ps(va, x1));
-}
-inline void store2(float* ci, __m256 x0, __m256 x1) {
-  _mm256_storeu_ps(ci, x0);
-  _mm256_storeu_ps(ci + 8, x1);
-}
-inline void scale2(__m256d va, __m256d& x0, __m256d& x1) {
-  x0 = _mm256_mul_pd(va, x0);
-  x1 = _mm256_mul_pd(va, x1);
-}
-inline void axpby2(__m256d va, __m256d vb, const double* ci, __m256d& x0, __m256d& x1) {
-  x0 = _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, x0));
-  x1 = _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, x1));
-}
-inline void store2(double* ci, __m256d x0, __m256d x1) {
-  _mm256_storeu_pd(ci, x0);
-  _mm256_storeu_pd(ci + 4, x1);
+// Epilogue of a tile of R rows held in two registers each (x<r>0, x<r>1):
+// x = alpha * x (beta 0: C never read) or alpha * x + beta * c, then stored.
+// Every load of C comes before the first store: with ldc a multiple of 1024
+// floats the rows share their low 12 address bits, and a load issued after a
+// store to another row would wait on it (4K aliasing). Rows are passed as
+// registers, not an array: an array of the rows was spilled to the stack.
+inline __m256 splat(float x) { return _mm256_set1_ps(x); }
+inline __m256d splat(double x) { return _mm256_set1_pd(x); }
+inline __m256 mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+inline __m256d mul(__m256d a, __m256d b) { return _mm256_mul_pd(a, b); }
+inline __m256 fmadd(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+inline __m256d fmadd(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
+inline __m256 loadu(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256d loadu(const double* p) { return _mm256_loadu_pd(p); }
+inline void storeu(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+inline void storeu(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
+
+template <int R, typename T, typename V>
+inline void epilogue(T alpha, T beta, T* c, std::int64_t ldc, V& x00, V& x01, V& x10, V& x11,
+                     V& x20, V& x21, V& x30, V& x31, V& x40, V& x41, V& x50, V& x51) {
+  constexpr int w = sizeof(V) / sizeof(T);  // lanes: the second register's offset
+  V* rows[6][2] = {{&x00, &x01}, {&x10, &x11}, {&x20, &x21},
+                   {&x30, &x31}, {&x40, &x41}, {&x50, &x51}};
+  const V va = splat(alpha);
+  if (beta == T(0)) {
+    for (int i = 0; i < R; ++i)
+      for (int h = 0; h < 2; ++h) *rows[i][h] = mul(va, *rows[i][h]);
+  } else {
+    const V vb = splat(beta);
+    for (int i = 0; i < R; ++i)
+      for (int h = 0; h < 2; ++h)
+        *rows[i][h] = fmadd(vb, loadu(c + i * ldc + h * w), mul(va, *rows[i][h]));
+  }
+  for (int i = 0; i < R; ++i)
+    for (int h = 0; h < 2; ++h) storeu(c + i * ldc + h * w, *rows[i][h]);
 }
 
 // Up to 6 x 16 float tile: 12 accumulators, 2 B vectors, 1 broadcast = 15 ymm.
@@ -100,33 +110,7 @@ void sgemm_body(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t
     }
     b += 16;
   }
-  // Every load of C comes before the first store: with ldc a multiple of
-  // 1024 floats the rows share their low 12 address bits, and a load issued
-  // after a store to another row would wait on it (4K aliasing). Written
-  // out register by register: an array of the rows would be spilled.
-  const __m256 va = _mm256_set1_ps(alpha);
-  if (beta == 0.0f) {
-    scale2(va, c00, c01);
-    if (R > 1) scale2(va, c10, c11);
-    if (R > 2) scale2(va, c20, c21);
-    if (R > 3) scale2(va, c30, c31);
-    if (R > 4) scale2(va, c40, c41);
-    if (R > 5) scale2(va, c50, c51);
-  } else {
-    const __m256 vb = _mm256_set1_ps(beta);
-    axpby2(va, vb, c, c00, c01);
-    if (R > 1) axpby2(va, vb, c + ldc, c10, c11);
-    if (R > 2) axpby2(va, vb, c + 2 * ldc, c20, c21);
-    if (R > 3) axpby2(va, vb, c + 3 * ldc, c30, c31);
-    if (R > 4) axpby2(va, vb, c + 4 * ldc, c40, c41);
-    if (R > 5) axpby2(va, vb, c + 5 * ldc, c50, c51);
-  }
-  store2(c, c00, c01);
-  if (R > 1) store2(c + ldc, c10, c11);
-  if (R > 2) store2(c + 2 * ldc, c20, c21);
-  if (R > 3) store2(c + 3 * ldc, c30, c31);
-  if (R > 4) store2(c + 4 * ldc, c40, c41);
-  if (R > 5) store2(c + 5 * ldc, c50, c51);
+  epilogue<R>(alpha, beta, c, ldc, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
 }
 
 void sgemm_6x16(std::int64_t kc, const float* a, const float* b, float* c, std::int64_t ldc,
@@ -180,30 +164,7 @@ void dgemm_6x8_body(std::int64_t kc, const double* a, std::int64_t rs_a, std::in
     c51 = _mm256_fmadd_pd(ai, b1, c51);
     b += 8;
   }
-  // All loads of C before the first store (4K aliasing; see sgemm_body).
-  const __m256d va = _mm256_set1_pd(alpha);
-  if (beta == 0.0) {
-    scale2(va, c00, c01);
-    scale2(va, c10, c11);
-    scale2(va, c20, c21);
-    scale2(va, c30, c31);
-    scale2(va, c40, c41);
-    scale2(va, c50, c51);
-  } else {
-    const __m256d vb = _mm256_set1_pd(beta);
-    axpby2(va, vb, c, c00, c01);
-    axpby2(va, vb, c + ldc, c10, c11);
-    axpby2(va, vb, c + 2 * ldc, c20, c21);
-    axpby2(va, vb, c + 3 * ldc, c30, c31);
-    axpby2(va, vb, c + 4 * ldc, c40, c41);
-    axpby2(va, vb, c + 5 * ldc, c50, c51);
-  }
-  store2(c, c00, c01);
-  store2(c + ldc, c10, c11);
-  store2(c + 2 * ldc, c20, c21);
-  store2(c + 3 * ldc, c30, c31);
-  store2(c + 4 * ldc, c40, c41);
-  store2(c + 5 * ldc, c50, c51);
+  epilogue<6>(alpha, beta, c, ldc, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
 }
 
 void dgemm_6x8(std::int64_t kc, const double* a, const double* b, double* c, std::int64_t ldc,

@@ -5,7 +5,7 @@ import os
 import platform
 import sys
 
-from .functional import _k
+from .functional._common import _k
 
 
 def get_num_threads() -> int:

@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 
+from .optim.lr_scheduler import ReduceLROnPlateau
+
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
            "CSVLogger", "LRScheduler", "LearningRateScheduler", "ProgressBar"]
 
@@ -356,7 +358,6 @@ class LRScheduler(Callback):
         self.monitor = monitor
 
     def on_epoch_end(self, epoch, logs=None):
-        from .optim.lr_scheduler import ReduceLROnPlateau
         if logs is not None:
             logs["lr"] = float(self.scheduler.optimizer.lr)
         if isinstance(self.scheduler, ReduceLROnPlateau):

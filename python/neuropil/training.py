@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _random
 from . import functional as F
+from . import nn, optim
 from .callbacks import Callback, CallbackList, History, ProgressBar
 
 __all__ = ["fit", "evaluate", "predict", "DivergenceError"]
@@ -129,7 +130,6 @@ def _check_labels(fn, y, pred, name="y"):
 
 def _resolve_loss(loss):
     if isinstance(loss, str):
-        from . import nn
         names = {"mse": "MSELoss", "mean_squared_error": "MSELoss",
                  "cross_entropy": "CrossEntropyLoss",
                  "sparse_categorical_crossentropy": "CrossEntropyLoss",
@@ -148,7 +148,6 @@ def _resolve_loss(loss):
 
 
 def _resolve_optimizer(optimizer, model):
-    from . import optim
     if isinstance(optimizer, str):
         table = {"sgd": lambda ps: optim.SGD(ps, lr=0.01),
                  "adam": lambda ps: optim.Adam(ps, lr=1e-3)}
@@ -441,3 +440,6 @@ def predict(model, x, batch_size: int = 256) -> np.ndarray:
     finally:
         model.train(was_training)
     return out
+
+
+nn.module.register_loops(fit=fit, evaluate=evaluate, predict=predict)

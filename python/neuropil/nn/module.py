@@ -27,6 +27,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..io import load_module, save_module
+
 __all__ = ["Parameter", "Module", "Sequential"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -300,29 +302,26 @@ class Module:
     # -- saving and training (implemented in neuropil.io / neuropil.training) --
     def save(self, path, metadata=None) -> None:
         """Write ``state_dict()`` to ``path`` (safetensors, atomic); see ``neuropil.io``."""
-        from ..io import save_module
         save_module(self, path, metadata)
 
     def load(self, path, strict: bool = True) -> "Module":
         """Load weights from a safetensors file, checking names, shapes and dtypes first."""
-        from ..io import load_module
         load_module(self, path, strict)
         return self
 
+    # The loops live above nn, in neuropil.training, which registers them here when it is
+    # imported (``import neuropil`` does): nn never imports upwards (DESIGN.md layering).
     def fit(self, x, y=None, **kwargs):
         """Keras-style training loop; returns a History. See ``neuropil.training.fit``."""
-        from ..training import fit
-        return fit(self, x, y, **kwargs)
+        return _loop("fit")(self, x, y, **kwargs)
 
     def evaluate(self, x, y=None, **kwargs) -> dict:
         """Loss and metrics over (x, y), batched, in eval mode. See ``neuropil.training.evaluate``."""
-        from ..training import evaluate
-        return evaluate(self, x, y, **kwargs)
+        return _loop("evaluate")(self, x, y, **kwargs)
 
     def predict(self, x, batch_size: int = 256, **kwargs):
         """Outputs for x, batched, in eval mode. See ``neuropil.training.predict``."""
-        from ..training import predict
-        return predict(self, x, batch_size=batch_size, **kwargs)
+        return _loop("predict")(self, x, batch_size=batch_size, **kwargs)
 
     # -- display ------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -338,6 +337,23 @@ class Module:
             lines.append(f"  ({name}): {body}")
         lines.append(")")
         return "\n".join(lines)
+
+
+_LOOPS: dict = {}
+
+
+def register_loops(**loops) -> None:
+    """Install the training loops behind ``Module.fit/evaluate/predict`` (called by
+    ``neuropil.training`` on import)."""
+    _LOOPS.update(loops)
+
+
+def _loop(name: str):
+    try:
+        return _LOOPS[name]
+    except KeyError:
+        raise RuntimeError(f"Module.{name} needs neuropil.training: import neuropil (or "
+                           f"neuropil.training) first") from None
 
 
 class Sequential(Module):

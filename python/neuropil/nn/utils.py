@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .._random import get_rng
 from .module import Parameter
 
 __all__ = ["clip_grad_norm_", "sample_logits"]
@@ -53,7 +54,6 @@ def sample_logits(logits, temperature: float = 1.0, rng=None) -> np.ndarray:
     (a 0-d array for 1-D input). Used for generation (one-to-many models feeding their
     own output back); not on the training path.
     """
-    from .._random import get_rng
     z = np.asarray(logits, dtype=np.float64)
     if z.ndim not in (1, 2) or z.shape[-1] == 0:
         raise ValueError(f"sample_logits: logits must have shape (N, C) or (C,) with C >= 1, "

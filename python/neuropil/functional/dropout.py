@@ -1,0 +1,48 @@
+"""Inverted dropout with counter-based masks (same mask for any thread count)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._random import get_rng
+from ._common import _float_input, _k, _out_for
+
+__all__ = ["dropout", "dropout_backward"]
+
+
+def _check_p(p, fn: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) \
+            or not (0.0 <= float(p) < 1.0):
+        raise ValueError(f"{fn}: p must be a probability in [0, 1), got {p!r}")
+    return float(p)
+
+
+def dropout(x, p: float = 0.5, training: bool = True, *, seed: int | None = None, rng=None,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Inverted dropout: zero each element with probability ``p``, scale the rest by 1/(1-p).
+
+    The mask is a pure function of ``(seed, flat index)`` (a counter-based hash), so it
+    is the same for any thread count, and ``dropout_backward`` with the same seed
+    applies the same mask. ``seed=None`` draws one from ``neuropil._random.get_rng(rng)``.
+    ``training=False`` (or p == 0) returns ``x`` unchanged.
+    """
+    p = _check_p(p, "dropout")
+    x = _float_input(x, "dropout", "x")
+    if not training or p == 0.0:
+        return x
+    if seed is None:
+        seed = int(get_rng(rng).integers(0, 2**63))
+    out = _out_for(x, out, "dropout")
+    _k.dropout(x, out, p, int(seed), False)
+    return out
+
+
+def dropout_backward(grad_out, p: float, seed: int, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of ``dropout(x, p, seed=seed)``: the same mask and scale applied to grad_out."""
+    p = _check_p(p, "dropout_backward")
+    grad_out = _float_input(grad_out, "dropout_backward", "grad_out")
+    if p == 0.0:
+        return grad_out
+    out = _out_for(grad_out, out, "dropout_backward")
+    _k.dropout(grad_out, out, p, int(seed), True)
+    return out
+

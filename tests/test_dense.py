@@ -95,16 +95,18 @@ def test_backward_params_skips_input_gradient_but_matches(rng):
     t = rng.integers(0, 3, 5)
     loss = nn.CrossEntropyLoss()
     loss(model(x), t)
-    assert model.backward(loss.backward()).shape == x.shape
+    assert model.backward(loss.backward(), input_grad=True).shape == x.shape
     full = [p.grad.copy() for p in model.parameters()]
-    model.zero_grad()
     dx_buffer = model[1]._scratch_arrays["grad_in"]
-    dx_buffer.fill(np.nan)
-    loss(model(x), t)
-    assert model.backward_params(loss.backward()) is None
-    for a, p in zip(full, model.parameters()):
-        np.testing.assert_array_equal(a, p.grad)
-    assert np.all(np.isnan(dx_buffer))  # the first Linear never computed dX
+    for step in (lambda g: model.backward_params(g), lambda g: model.backward(g)):
+        # backward_params, and backward on a batch of data (nobody can use its gradient)
+        model.zero_grad()
+        dx_buffer.fill(np.nan)
+        loss(model(x), t)
+        assert step(loss.backward()) is None
+        for a, p in zip(full, model.parameters()):
+            np.testing.assert_array_equal(a, p.grad)
+        assert np.all(np.isnan(dx_buffer))  # the first Linear never computed dX
 
 
 def test_linear_init_state_dict_and_repr():

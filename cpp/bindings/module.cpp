@@ -16,6 +16,7 @@ void register_pool(py::module_& m);
 void register_rnn(py::module_& m);
 void register_elementwise(py::module_& m);
 void register_optim(py::module_& m);
+void register_tensor(py::module_& m);
 }  // namespace bind
 }  // namespace neuropil
 
@@ -89,4 +90,5 @@ PYBIND11_MODULE(_kernels, m) {
   bind::register_rnn(m);
   bind::register_elementwise(m);
   bind::register_optim(m);
+  bind::register_tensor(m);
 }

@@ -2,9 +2,10 @@
 neuropil's compiled kernels (private; use neuropil.functional)
 """
 from __future__ import annotations
+import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'build_info', 'col2im', 'conv2d_backward', 'conv2d_forward', 'cross_entropy', 'dropout', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'sum_squares']
+__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'add', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'build_info', 'col2im', 'concat', 'conv2d_backward', 'conv2d_forward', 'cross_entropy', 'dropout', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'split', 'sum_squares']
 def activation_backward(y: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     out = grad_out * act'(.) from the cached output y = act(x). out may be grad_out.
@@ -16,6 +17,10 @@ def activation_forward(x: numpy.ndarray, out: numpy.ndarray, act: typing.Support
 def adam_update(param: numpy.ndarray, grad: numpy.ndarray, exp_avg: numpy.ndarray, exp_avg_sq: numpy.ndarray, max_exp_avg_sq: typing.Any, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     One Adam/AMSGrad step on param, in place (see neuropil/optim.h for the formula).
+    """
+def add(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray) -> None:
+    """
+    out = a + b elementwise (same shape and dtype; out may be a or b)
     """
 def argmax(x: numpy.ndarray, out: numpy.ndarray) -> None:
     """
@@ -42,6 +47,10 @@ def build_info() -> dict:
 def col2im(cols: numpy.ndarray, out: numpy.ndarray, kernel: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]) -> None:
     """
     out[N, C, H, W] = col2im(cols[N, C*kH*kW, OH*OW]) (adjoint of im2col), in place.
+    """
+def concat(inputs: collections.abc.Sequence[numpy.ndarray], out: numpy.ndarray, axis: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Concatenate C-contiguous arrays along axis into out
     """
 def conv2d_backward(x: numpy.ndarray, weight: numpy.ndarray, grad_out: numpy.ndarray, grad_input: typing.Any, grad_weight: typing.Any, grad_bias: typing.Any, stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], beta: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> None:
     """
@@ -122,6 +131,10 @@ def softmax(x: numpy.ndarray, out: numpy.ndarray, log: bool = False) -> None:
 def softmax_backward(y: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, log: bool = False) -> None:
     """
     gradient of (log_)softmax over the last axis from its output y.
+    """
+def split(src: numpy.ndarray, outs: collections.abc.Sequence[numpy.ndarray], axis: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Copy consecutive pieces of src along axis into outs (the adjoint of concat)
     """
 def sum_squares(x: numpy.ndarray) -> float:
     ...

@@ -8,13 +8,14 @@ work whatever module a function lives in (``functional.gemm`` and ``functional.d
 name the functions; their modules stay importable as ``neuropil.functional.gemm`` etc.).
 
 Modules: ``gemm``; ``dense`` (linear, activations, softmax); ``loss``; ``dropout``;
-``optim`` (fused optimizer updates); ``conv``; ``pool``; ``rnn`` (and embeddings).
+``optim`` (fused optimizer updates); ``conv``; ``pool``; ``rnn`` (and embeddings);
+``tensor`` (add, cat, split).
 """
 from __future__ import annotations
 
 from ._common import _k, _as_array, _float_input, _float_tensor, _out_array, _out_for, _pair
 from ._common import _reduction_code, _REDUCTION
-from . import dense, loss, optim, conv, pool, rnn
+from . import dense, loss, optim, conv, pool, rnn, tensor
 from .gemm import gemm
 from .dense import *  # noqa: F401,F403
 from .dense import _ACT, _activation_backward_into, _activation_into, _linear_backward_into
@@ -26,6 +27,7 @@ from .optim import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
+from .tensor import *  # noqa: F401,F403
 
 __all__ = (["gemm"] + dense.__all__ + loss.__all__ + ["dropout", "dropout_backward"]
-           + optim.__all__ + conv.__all__ + pool.__all__ + rnn.__all__)
+           + optim.__all__ + conv.__all__ + pool.__all__ + rnn.__all__ + tensor.__all__)

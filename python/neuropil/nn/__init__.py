@@ -1,19 +1,28 @@
-"""Layers and models. Names and layouts follow PyTorch."""
-from .module import Module, Parameter, Sequential
+"""Layers and models. Names and layouts follow PyTorch.
+
+Layers define ``forward`` and ``backward``; models (``Sequential``, or subclasses whose
+``forward`` calls their children) get their backward derived (``neuropil.nn.graph``).
+"""
+from .module import Module, Parameter
+from .containers import Sequential, ModuleList, ModuleDict
+from .graph import no_grad, is_grad_enabled, detach
 from .linear import Linear, Identity, Flatten
 from .activation import ReLU, Sigmoid, Tanh, Softmax
 from .dropout import Dropout
 from .loss import MSELoss, CrossEntropyLoss, BCEWithLogitsLoss
 from .rnn import RNN, LSTM, GRU, LastStep, TimeDistributed
 from .embedding import Embedding
+from .merge import Concat, Add
 from . import utils
 
-__all__ = ["Module", "Parameter", "Sequential",
+__all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
+           "no_grad", "is_grad_enabled", "detach",
            "Linear", "Identity", "Flatten",
            "ReLU", "Sigmoid", "Tanh", "Softmax",
            "Dropout",
            "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss",
-           "RNN", "LSTM", "GRU", "LastStep", "TimeDistributed", "Embedding", "utils"]
+           "RNN", "LSTM", "GRU", "LastStep", "TimeDistributed", "Embedding",
+           "Concat", "Add", "utils"]
 
 from .conv import Conv2d, MaxPool2d, AvgPool2d  # noqa: E402
 from .summary import summary  # noqa: E402  (also attaches Module.summary)

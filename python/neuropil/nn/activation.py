@@ -15,6 +15,7 @@ __all__ = ["ReLU", "Sigmoid", "Tanh", "Softmax"]
 
 class _Elementwise(Module):
     _code = 0  # activation code of the kernels (functional._ACT)
+    _reentrant = True  # per-call state: the rebound _y and _scratch buffers
 
     def __init__(self):
         super().__init__()

@@ -19,6 +19,8 @@ class Dropout(Module):
     and backward regenerates it from the seed instead of storing it.
     """
 
+    _reentrant = True  # per-call state: rebound attributes and _scratch buffers
+
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
         self.p = F._check_p(p, "Dropout")

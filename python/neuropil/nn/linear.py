@@ -33,6 +33,8 @@ class Linear(Module):
     ``bias.grad += dy.sum(0)`` and returns ``dy @ weight``.
     """
 
+    _reentrant = True  # per-call state: the rebound _x, _lead and _scratch buffers
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None,
                  dtype=np.float32):
         super().__init__()
@@ -135,6 +137,8 @@ class Linear(Module):
 class Identity(Module):
     """Returns its input unchanged (a placeholder, as PyTorch's ``nn.Identity``)."""
 
+    _reentrant = True
+
     def forward(self, x):
         return x
 
@@ -148,6 +152,8 @@ class Flatten(Module):
     Returns a view when the input is contiguous; backward reshapes the gradient
     back to the input's shape.
     """
+
+    _reentrant = True
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()

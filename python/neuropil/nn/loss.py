@@ -16,6 +16,7 @@ __all__ = ["MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss"]
 
 class _Loss(Module):
     _kind = ""  # functional's name of the fused loss
+    _record = False  # a loss ends the graph: its calls are not recorded
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()

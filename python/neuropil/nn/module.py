@@ -1,12 +1,24 @@
-"""Module, Parameter and Sequential: the protocol every layer follows.
+"""Module and Parameter: the protocol every layer and model follows.
 
-A Module maps NumPy arrays to NumPy arrays:
+A Module maps NumPy arrays to NumPy arrays. A *layer* (a leaf) defines both halves:
 
 * ``forward(x)`` (also ``module(x)``) computes the output and caches what
   ``backward`` needs;
 * ``backward(grad_out)`` returns the gradient with respect to the input and
-  *accumulates* (``+=``) the gradients of its parameters into ``p.grad``;
-* ``zero_grad()`` resets those gradients in place.
+  *accumulates* (``+=``) the gradients of its parameters into ``p.grad``, skipping
+  parameters whose ``requires_grad`` is False; ``backward_params(grad_out)`` may do the
+  same without the input gradient;
+* ``zero_grad()`` resets those gradients.
+
+A *model* (a composite: ``Sequential``, or any subclass whose ``forward`` calls child
+modules and does not define ``backward``) gets its backward derived: the forward is
+recorded and ``backward(grad_out, input_grad=None)`` replays it in reverse (see
+``neuropil.nn.graph``). Skips, merges, several inputs and outputs, and models nested in
+models all work, and a layer used twice (if it declares ``_reentrant``) shares its weights
+and sums its gradients. The gradient with respect to the model's input is computed only
+when someone can use it: by default when the input was itself produced by a module with
+something trainable upstream (``D(G(z))`` in a GAN), never for a batch of data; pass
+``input_grad=True`` to force it.
 
 Buffers: in training mode a layer reuses its output and input-gradient
 arrays from call to call (``_scratch``), so a steady-state training step
@@ -27,9 +39,13 @@ from typing import Iterator
 
 import numpy as np
 
-from ..io import load_module, save_module
+import functools
 
-__all__ = ["Parameter", "Module", "Sequential"]
+from ..io import load_module, save_module
+from . import graph
+from .graph import Recording, trainable as _trainable
+
+__all__ = ["Parameter", "Module"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _NO_SCRATCH: dict = {}
@@ -93,6 +109,12 @@ class Parameter:
         self._grad_zeroed = False
         return self._grad, zeroed
 
+    def requires_grad_(self, requires_grad: bool = True) -> "Parameter":
+        """Freeze (False) or unfreeze this parameter: a frozen parameter gets no gradient
+        from ``backward`` and optimizers leave it alone. Returns the parameter."""
+        self.requires_grad = bool(requires_grad)
+        return self
+
     def _set_dtype(self, dtype) -> None:
         dtype = np.dtype(dtype)
         if self.data.dtype != dtype:
@@ -103,8 +125,67 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+def _recorded(forward):
+    """Wrap a class's ``forward`` so that calls are recorded for the derived backward,
+    whether made as ``module(x)`` or ``module.forward(x)``."""
+    @functools.wraps(forward)
+    def recorded_forward(self, *args, **kwargs):
+        rec = getattr(graph._local, "rec", None)
+        if type(self)._leaf:
+            if rec is not None:
+                return rec.call_leaf(self, forward, args, kwargs)
+            out = forward(self, *args, **kwargs)
+            _mark_outputs(self, args, out)
+            return out
+        if rec is not None or not graph.is_grad_enabled():
+            return forward(self, *args, **kwargs)
+        d = self.__dict__
+        d["_recording"] = None
+        rec = Recording(self, args, kwargs)
+        graph._local.rec = rec
+        try:
+            out = forward(self, *args, **kwargs)
+        finally:
+            graph._local.rec = None
+        rec.finish(out)
+        d["_recording"] = rec
+        _mark_outputs(self, args, out)
+        return out
+
+    recorded_forward._neuropil_recorded = True
+    return recorded_forward
+
+
+def _mark_outputs(module, args, out) -> None:
+    """Outputs of a module called outside any recording are 'produced' (so a model they
+    feed computes its input gradient) when something trainable lies upstream."""
+    if not graph.is_grad_enabled():
+        return
+    if not (_trainable(module) or any(isinstance(a, np.ndarray) and graph.is_produced(a)
+                                      for a in args)):
+        return
+    if isinstance(out, np.ndarray):
+        graph.mark_produced(out)
+    elif isinstance(out, (tuple, list)):
+        for o in out:
+            if isinstance(o, np.ndarray):
+                graph.mark_produced(o)
+
+
 class Module:
     """Base class of layers and models (see the module docstring for the protocol)."""
+
+    _leaf = False        # set per class: True when the class defines its own backward
+    _reentrant = False   # a leaf whose per-call state is all rebound by forward (or in
+    #                      _scratch buffers) may be called several times in one forward
+    _record = True       # False: calls are never recorded (losses)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._leaf = cls.backward is not Module.backward
+        fwd = cls.__dict__.get("forward")
+        if fwd is not None and cls._record and not getattr(fwd, "_neuropil_recorded", False):
+            cls.forward = _recorded(fwd)
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -119,6 +200,10 @@ class Module:
                 f"{type(self).__name__}.__init__ must call super().__init__() before "
                 f"assigning attributes")
         params, modules, buffers = self._parameters, self._modules, self._buffers
+        if isinstance(value, Module) and any(m is self for m in value.modules()):
+            raise ValueError(f"{type(self).__name__}: assigning {name!r} would make the module "
+                             f"contain itself (a cycle); a module can only hold modules "
+                             f"outside its own ancestry")
         for d in (params, modules, buffers):
             d.pop(name, None)
         if isinstance(value, Parameter):
@@ -146,17 +231,42 @@ class Module:
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
-    def backward(self, grad_out):
-        raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
+    def backward(self, grad_out, *, input_grad=None):
+        """The derived backward of a model (layers define their own).
+
+        ``grad_out``: the gradient of the last forward's output (for several outputs, a
+        tuple/list in the same structure, None where an output gets no gradient).
+        Accumulates every trainable parameter's gradient and returns the gradient of the
+        input (a tuple for several float inputs), or None where it was not computed.
+        ``input_grad``: None (default) computes an input's gradient only if that input was
+        produced by a module with something trainable upstream (a GAN's ``D(G(z))``);
+        True always; False never (what ``fit`` uses); or one bool per float input.
+        """
+        rec = self.__dict__.get("_recording")
+        if rec is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called without a recorded "
+                               f"forward (call the model first, outside no_grad())")
+        return rec.backward(grad_out, input_grad)
 
     def backward_params(self, grad_out) -> None:
         """Accumulate parameter gradients only; the input gradient is not wanted.
 
         Training loops call this on the whole model: layers may then skip work
         whose only product is the gradient with respect to the model's input
-        (``Linear`` skips one of its three GEMMs). The default runs ``backward``.
+        (``Linear`` skips one of its three GEMMs). A layer's default runs ``backward``.
         """
-        self.backward(grad_out)
+        if type(self)._leaf:
+            self.backward(grad_out)
+        else:
+            self.backward(grad_out, input_grad=False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Freeze (False) or unfreeze every parameter of this module and its children: a
+        frozen parameter gets no gradient and optimizers skip it (a GAN's D during the G
+        step). Returns the module."""
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -354,58 +464,3 @@ def _loop(name: str):
     except KeyError:
         raise RuntimeError(f"Module.{name} needs neuropil.training: import neuropil (or "
                            f"neuropil.training) first") from None
-
-
-class Sequential(Module):
-    """Modules applied in order; children are named ``"0"``, ``"1"``, ... as in PyTorch."""
-
-    def __init__(self, *modules: Module):
-        super().__init__()
-        for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {i} must be a Module, got {type(m).__name__}")
-            self.add_module(str(i), m)
-
-    def append(self, module: Module) -> "Sequential":
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __getitem__(self, idx):
-        layers = list(self._modules.values())
-        if isinstance(idx, slice):
-            return Sequential(*layers[idx])
-        return layers[idx]
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-    def backward(self, grad_out):
-        for m in reversed(list(self._modules.values())):
-            grad_out = m.backward(grad_out)
-        return grad_out
-
-    def backward_params(self, grad_out) -> None:
-        """Backward without the model-input gradient: leading layers without trainable
-        parameters (Flatten, Dropout...) are skipped and the first trainable one is
-        asked for its parameter gradients only."""
-        layers = list(self._modules.values())
-        first = next((i for i, m in enumerate(layers) if _trainable(m)), len(layers))
-        for m in reversed(layers[first + 1:]):
-            grad_out = m.backward(grad_out)
-        if first < len(layers):
-            layers[first].backward_params(grad_out)
-
-
-def _trainable(m: Module) -> bool:
-    """Whether ``m`` has a parameter that requires a gradient (leaf layers checked cheaply)."""
-    if not m._modules:
-        return any(p.requires_grad for p in m._parameters.values())
-    return any(p.requires_grad for p in m.parameters())

@@ -401,5 +401,6 @@ class TimeDistributed(Module):
 
     def backward(self, grad_out):
         g = np.ascontiguousarray(grad_out).reshape((-1,) + grad_out.shape[2:])
-        dx = self.module.backward(g)
+        inner = self.module
+        dx = inner.backward(g) if type(inner)._leaf else inner.backward(g, input_grad=True)
         return None if dx is None else dx.reshape(self._lead + dx.shape[1:])

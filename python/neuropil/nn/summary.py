@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import Module, Sequential
+from .containers import Sequential
+from .module import Module
 
 __all__ = ["summary"]
 

@@ -1,0 +1,475 @@
+"""Derived backward: the forward of a model is recorded, and replayed in reverse.
+
+A *leaf* is a module whose class defines ``backward`` (every layer). A *composite* is a
+module whose class does not (``Sequential``, a user's model whose ``forward`` calls its
+child modules with any Python in between). Calling a composite in a thread with no
+recording active starts a :class:`Recording`; every leaf called while it is active
+becomes a node whose inputs are looked up by identity among the model's inputs and the
+outputs of earlier nodes. Composites called inside it are transparent: their leaves join
+the same recording, so nesting (a GAN's ``D(G(z))``) costs nothing.
+
+``model.backward(grad_out)`` walks the nodes in reverse, hands each leaf the gradient of
+its outputs and routes the gradients it returns to the producers of its inputs, summing
+(in C++) where one output fed several layers. What nobody needs is skipped: a node is
+visited only if one of its inputs needs a gradient or it has trainable parameters, and
+an input gradient is asked of a leaf only where something upstream uses it (a model's
+first layer gets ``backward_params``).
+
+What cannot be differentiated is noted when it is recorded and refused by ``backward``
+(the forward itself, e.g. for inference, still runs), so no gradient is ever dropped
+silently: an array that no layer produced and that is not an input of the model (NumPy
+arithmetic between layers), a slice or transpose of a layer's output, a float keyword
+argument of a leaf, a leaf that keeps one call's state (``_reentrant`` unset) called twice.
+A C-contiguous reshape of an output (``h.reshape(len(h), -1)``) is differentiable and
+recorded as such. Constants may be used freely when registered with ``register_buffer``
+or marked with :func:`detach`.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+
+from .. import functional as F
+
+__all__ = ["no_grad", "is_grad_enabled", "detach", "Recording"]
+
+_local = threading.local()  # .rec: the active Recording (or None); .off: no_grad depth
+
+
+def active() -> "Recording | None":
+    return getattr(_local, "rec", None)
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``: composites then record nothing (inference)."""
+    return not getattr(_local, "off", 0)
+
+
+class no_grad:
+    """Context manager (and decorator) for inference: models called inside record no
+    graph, so nothing is kept for a backward (``evaluate`` and ``predict`` use it)."""
+
+    def __enter__(self):
+        _local.off = getattr(_local, "off", 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        _local.off -= 1
+        return False
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+        return wrapper
+
+
+def detach(array):
+    """A view of ``array`` that the graph treats as a constant: no gradient flows back
+    through it (PyTorch's ``tensor.detach()``). Use it for masks or targets computed with
+    NumPy inside a model's forward. Outside a recording it returns ``array`` unchanged."""
+    rec = active()
+    if rec is None or not isinstance(array, np.ndarray):
+        return array
+    view = array.view()
+    rec.producer[id(view)] = None
+    rec.keep.append(view)
+    return view
+
+
+# -- arrays produced by modules called outside any recording ------------------------
+# A model's input gradient is computed by default only when its input was produced by
+# another module with something trainable upstream (PyTorch's requires_grad, inferred):
+# the GAN's D(G(z)) gets it, a batch of data does not.
+_PRODUCED: dict = {}
+
+
+def _forget(key, ref):
+    if _PRODUCED.get(key) is ref:
+        del _PRODUCED[key]
+
+
+def mark_produced(arr) -> None:
+    key = id(arr)
+    ref = _PRODUCED.get(key)
+    if ref is not None and ref() is arr:
+        return
+    _PRODUCED[key] = weakref.ref(arr, lambda r, key=key: _forget(key, r))
+
+
+def is_produced(arr) -> bool:
+    ref = _PRODUCED.get(id(arr))
+    return ref is not None and ref() is arr
+
+
+def trainable(module) -> bool:
+    """Whether ``module`` has a parameter that requires a gradient."""
+    if not module._modules:
+        return any(p.requires_grad for p in module._parameters.values() if p is not None)
+    return any(p.requires_grad for p in module.parameters())
+
+
+def _flatten(obj, out: list) -> None:
+    """The arrays of a (nested) tuple/list/dict output, in order."""
+    if isinstance(obj, np.ndarray):
+        out.append(obj)
+    elif isinstance(obj, (tuple, list)):
+        for o in obj:
+            _flatten(o, out)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            _flatten(o, out)
+
+
+def _is_float(a) -> bool:
+    return type(a) is np.ndarray and a.dtype.kind == "f"
+
+
+class _Node:
+    __slots__ = ("module", "ins", "outs", "snapshot", "reshape_of")
+
+    def __init__(self, module, ins, outs):
+        self.module = module      # the leaf (None for a recorded reshape)
+        self.ins = ins            # per positional input: a ref (node, index), or None
+        self.outs = outs          # output arrays (kept alive: ids stay unique)
+        self.snapshot = None      # the leaf's __dict__ after this call, if it is called again
+        self.reshape_of = None    # for a reshape node: the source's shape
+
+
+class Recording:
+    """One forward of a composite model: its inputs, the leaf calls, its outputs."""
+
+    def __init__(self, owner, args, kwargs):
+        self.owner = owner
+        self.nodes: list = []
+        self.producer: dict = {}      # id(array) -> ref: (node index, output index)
+        self.inputs: list = []        # the model's float array inputs, in order
+        self.input_produced: list = []
+        self.calls: dict = {}         # id(leaf) -> its node indices (None: not reentrant)
+        self.poison: list = []        # why a backward through this recording is impossible
+        self.keep: list = []          # detached views (kept alive: ids stay unique)
+        self.out_refs: list = []
+        self.out_arrays: list = []
+        self.structure = None
+        flat: list = []
+        _flatten(args, flat)
+        _flatten(kwargs, flat)
+        for a in flat:
+            if a.dtype.kind == "f" and id(a) not in self.producer:
+                self.producer[id(a)] = (-1, len(self.inputs))
+                self.inputs.append(a)
+                self.input_produced.append(is_produced(a))
+
+    # -- forward ------------------------------------------------------------------
+    def call_leaf(self, module, forward, args, kwargs):
+        ins = []
+        for a in args:
+            if _is_float(a):
+                key = id(a)
+                ref = self.producer[key] if key in self.producer else \
+                    self._resolve(a, module, len(ins))
+                ins.append(ref)
+            else:
+                if isinstance(a, (list, tuple)) and any(_is_float(e) for e in a):
+                    self.poison.append(
+                        f"{self._label(module)} got a list or tuple of float arrays as "
+                        f"positional argument {len(ins)}: in a graph model pass arrays as "
+                        f"separate arguments (e.g. concat(a, b)), so that their gradients can "
+                        f"be routed")
+                ins.append(None)
+        if kwargs:
+            self._check_kwargs(module, kwargs)
+        idx = len(self.nodes)
+        key = id(module)
+        previous = None
+        if key in self.calls:
+            previous = self.calls[key]
+            if previous is None:
+                self.poison.append(
+                    f"{self._label(module)} is called a second time in one forward of "
+                    f"{type(self.owner).__name__}, but {type(module).__name__} keeps the state "
+                    f"of one call only (it does not declare _reentrant = True), so the first "
+                    f"call's gradient cannot be computed: use a separate layer for each call")
+            else:
+                self._prepare_reuse(module, previous)
+        _local.rec = None  # a leaf's own forward is opaque: its inner calls are not recorded
+        try:
+            out = forward(module, *args, **kwargs)
+        except (ValueError, TypeError) as err:
+            raise _with_context(err, f"in {self._label(module)}, whose inputs are "
+                                     f"{self._describe(args)}") from None
+        finally:
+            _local.rec = self
+        outs: list = []
+        _flatten(out, outs)
+        node = _Node(module, ins, outs)
+        if previous is not None:
+            previous.append(idx)
+            node.snapshot = dict(module.__dict__)
+        elif key not in self.calls:
+            self.calls[key] = [idx] if getattr(type(module), "_reentrant", False) else None
+        self.nodes.append(node)
+        producer = self.producer
+        for j, o in enumerate(outs):
+            producer[id(o)] = (idx, j)
+        return out
+
+    def _prepare_reuse(self, module, previous):
+        """A reentrant leaf called again: keep the state of its earlier calls (restored
+        before each call's backward) and give this call its own scratch buffers (kept on
+        the layer, so they are reused from step to step)."""
+        for i in previous:
+            if self.nodes[i].snapshot is None:  # only the first call lacks one
+                self.nodes[i].snapshot = dict(module.__dict__)
+        used = {id(self.nodes[i].snapshot.get("_scratch_arrays")) for i in previous}
+        pool = module.__dict__.setdefault("_call_scratch", [])
+        for d in pool:
+            if id(d) not in used:
+                break
+        else:
+            d = {}
+            pool.append(d)
+        module.__dict__["_scratch_arrays"] = d
+
+    def _check_kwargs(self, module, kwargs):
+        for key, value in kwargs.items():
+            flat: list = []
+            _flatten(value, flat)
+            if any(a.dtype.kind == "f" and self.producer.get(id(a), 0) is not None
+                   for a in flat):
+                self.poison.append(
+                    f"{self._label(module)} got float array(s) as keyword argument {key!r}: "
+                    f"gradients are derived for positional inputs only, so the gradient for "
+                    f"{key!r} would be lost. Pass it positionally if the layer accepts that, "
+                    f"or mark it constant with neuropil.nn.detach()")
+
+    def _resolve(self, a, consumer, position):
+        """``a`` is not a recorded output or input: a reshape of one, a buffer, or an error."""
+        for name, buf in self.owner.named_buffers():
+            if buf is a:
+                return None
+        ptr, size = a.__array_interface__["data"][0], a.size
+        for i in range(len(self.nodes) - 1, -2, -1):
+            arrays = self.nodes[i].outs if i >= 0 else self.inputs
+            for j, v in enumerate(arrays):
+                if not np.may_share_memory(a, v):
+                    continue
+                if (v.__array_interface__["data"][0] == ptr and v.size == size
+                        and a.flags.c_contiguous and v.flags.c_contiguous):
+                    return self._add_reshape(a, (i, j), v.shape)
+                self.poison.append(
+                    f"{self._label(consumer)}: its input {position} (shape {a.shape}) is a "
+                    f"view (a slice, transpose or broadcast) of {self._source((i, j))}, "
+                    f"which cannot be differentiated; use a layer for it (nn.Flatten, "
+                    f"nn.Concat, ...) or a contiguous reshape")
+                return None
+        self.poison.append(
+            f"{self._label(consumer)}: its input {position} (shape {a.shape}, {a.dtype}) was "
+            f"neither produced by a layer of {type(self.owner).__name__} nor passed to it as "
+            f"an input. Arrays computed with NumPy between layers cannot be differentiated "
+            f"(their gradient would be lost): use layers for that arithmetic (nn.Add, "
+            f"nn.Concat, ...), and mark constants with neuropil.nn.detach() or "
+            f"register_buffer")
+        return None
+
+    def _add_reshape(self, a, src_ref, src_shape):
+        node = _Node(None, [src_ref], [a])
+        node.reshape_of = src_shape
+        idx = len(self.nodes)
+        self.nodes.append(node)
+        self.producer[id(a)] = (idx, 0)
+        return (idx, 0)
+
+    def finish(self, out):
+        outs: list = []
+        _flatten(out, outs)
+        refs = []
+        for k, o in enumerate(outs):
+            if o.dtype.kind != "f":
+                refs.append(None)
+                continue
+            key = id(o)
+            ref = self.producer[key] if key in self.producer else self._resolve(o, None, k)
+            refs.append(ref)
+        self.out_refs = refs
+        self.out_arrays = outs
+        self.structure = out
+
+    # -- names for messages -----------------------------------------------------------
+    def _names(self) -> dict:
+        return {id(m): name for name, m in self.owner.named_modules()}
+
+    def _label(self, module) -> str:
+        if module is None:
+            return f"the output of {type(self.owner).__name__}"
+        name = self._names().get(id(module))
+        return f"layer {name!r} ({type(module).__name__})" if name else repr(module)
+
+    def _source(self, ref) -> str:
+        i, j = ref
+        if i < 0:
+            return f"input {j} of {type(self.owner).__name__}"
+        node = self.nodes[i]
+        if node.module is None:
+            return f"a reshape of {self._source(node.ins[0])}"
+        suffix = f" (output {j})" if len(node.outs) > 1 else ""
+        return f"the output of {self._label(node.module)}{suffix}"
+
+    def _describe(self, args) -> str:
+        parts = []
+        for a in args:
+            if not isinstance(a, np.ndarray):
+                continue
+            ref = self.producer.get(id(a))
+            src = self._source(ref) if ref is not None else "an array from outside"
+            parts.append(f"{src} with shape {a.shape}")
+        return "; ".join(parts) if parts else "(no arrays)"
+
+    # -- backward -----------------------------------------------------------------------
+    def backward(self, grad_out, input_grad):
+        owner = type(self.owner).__name__
+        if self.poison:
+            raise ValueError(f"{owner}.backward: the last forward cannot be differentiated: "
+                             f"{self.poison[0]}")
+        grads: list = []
+        if isinstance(grad_out, np.ndarray) or grad_out is None:
+            grads = [grad_out]
+        else:
+            _flatten_grads(grad_out, grads)
+        if len(grads) != len(self.out_refs):
+            raise ValueError(f"{owner}.backward: grad_out must hold one gradient (or None) per "
+                             f"output: {len(self.out_refs)} output(s), got {len(grads)}")
+        n_in = len(self.inputs)
+        want_in = self._wanted_inputs(input_grad, n_in, owner)
+
+        # Which values need a gradient: model inputs asked for, and everything downstream of
+        # them or of a trainable leaf.
+        nodes = self.nodes
+        req_node = [False] * len(nodes)
+        for i, node in enumerate(nodes):
+            r = node.module is not None and trainable(node.module)
+            if not r:
+                for ref in node.ins:
+                    if ref is not None and (want_in[ref[1]] if ref[0] < 0 else req_node[ref[0]]):
+                        r = True
+                        break
+            req_node[i] = r
+
+        acc: dict = {}
+        for k, (ref, g) in enumerate(zip(self.out_refs, grads)):
+            if g is None or ref is None:
+                continue
+            o = self.out_arrays[k]
+            if not isinstance(g, np.ndarray) or g.shape != o.shape or g.dtype != o.dtype:
+                raise ValueError(
+                    f"{owner}.backward: the gradient of output {k} must be a {o.dtype} array of "
+                    f"shape {o.shape}, got "
+                    f"{getattr(g, 'dtype', type(g).__name__)} {getattr(g, 'shape', '')}")
+            self._accumulate(acc, ref, g)
+
+        for i in range(len(nodes) - 1, -1, -1):
+            if not req_node[i]:
+                continue
+            node = nodes[i]
+            out_grads = [acc.pop((i, j), None) for j in range(len(node.outs))]
+            if all(g is None for g in out_grads):
+                continue
+            need = [ref is not None and (want_in[ref[1]] if ref[0] < 0 else req_node[ref[0]])
+                    for ref in node.ins]
+            if node.module is None:  # a recorded reshape
+                if need[0]:
+                    self._accumulate(acc, node.ins[0], out_grads[0].reshape(node.reshape_of))
+                continue
+            if node.snapshot is not None:
+                node.module.__dict__.update(node.snapshot)
+            in_grads = _leaf_backward(node.module, out_grads, need)
+            for ref, g, nd in zip(node.ins, in_grads, need):
+                if nd and g is not None:
+                    self._accumulate(acc, ref, g)
+
+        result = []
+        for k in range(n_in):
+            g = acc.get((-1, k)) if want_in[k] else None
+            if want_in[k] and g is None and input_grad is True:
+                raise ValueError(f"{owner}.backward: input {k} (shape {self.inputs[k].shape}) "
+                                 f"was not used by any layer, so it has no gradient")
+            result.append(g)
+        if n_in == 1:
+            return result[0]
+        return tuple(result)
+
+    def _wanted_inputs(self, input_grad, n_in, owner):
+        if input_grad is None:
+            return list(self.input_produced)
+        if isinstance(input_grad, bool):
+            return [input_grad] * n_in
+        flags = list(input_grad)
+        if len(flags) != n_in or not all(isinstance(f, bool) for f in flags):
+            raise ValueError(f"{owner}.backward: input_grad must be None, a bool or one bool "
+                             f"per float input ({n_in}), got {input_grad!r}")
+        return flags
+
+    def _accumulate(self, acc, ref, g):
+        prev = acc.get(ref)
+        if prev is None:
+            acc[ref] = g
+            return
+        if prev.shape != g.shape or prev.dtype != g.dtype:
+            raise ValueError(f"gradients reaching {self._source(ref)} disagree: {prev.shape} "
+                             f"{prev.dtype} and {g.shape} {g.dtype}")
+        # The first gradient belongs to the layer that returned it: sum into our own buffer.
+        buf = self.owner._scratch(f"_grad_sum_{ref[0]}_{ref[1]}", g.shape, g.dtype)
+        if prev is buf:
+            F.add(buf, g, out=buf)
+        else:
+            F.add(prev, g, out=buf)
+        acc[ref] = buf
+
+
+def _with_context(err, context: str):
+    """The same exception with ``context`` appended to its message (or itself, unchanged,
+    when its type takes other constructor arguments)."""
+    try:
+        new = type(err)(f"{err}\n  ({context})")
+    except Exception:
+        return err
+    return new
+
+
+def _flatten_grads(obj, out: list) -> None:
+    if obj is None or isinstance(obj, np.ndarray):
+        out.append(obj)
+    elif isinstance(obj, (tuple, list)):
+        for o in obj:
+            _flatten_grads(o, out)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            _flatten_grads(o, out)
+    else:
+        out.append(obj)
+
+
+def _leaf_backward(module, out_grads, need):
+    """Run a leaf's backward for one recorded call; returns one gradient per input."""
+    custom = getattr(module, "_graph_backward", None)
+    if custom is not None:
+        return custom(out_grads, need)
+    if len(out_grads) != 1:
+        raise TypeError(f"{type(module).__name__} returned {len(out_grads)} arrays; a leaf with "
+                        f"several outputs must define _graph_backward(out_grads, need)")
+    g = out_grads[0]
+    if len(need) == 1:
+        if need[0]:
+            return (module.backward(g),)
+        module.backward_params(g)
+        return (None,)
+    if not any(need) and not trainable(module):
+        return (None,) * len(need)
+    res = module.backward(g)
+    if not isinstance(res, (tuple, list)) or len(res) != len(need):
+        raise TypeError(f"{type(module).__name__}.backward must return one gradient per input "
+                        f"({len(need)}), got {type(res).__name__}")
+    return tuple(res)

@@ -100,6 +100,12 @@ def mark_produced(arr) -> None:
     _PRODUCED[key] = weakref.ref(arr, lambda r, key=key: _forget(key, r))
 
 
+def unmark(arr) -> None:
+    ref = _PRODUCED.get(id(arr))
+    if ref is not None and ref() is arr:
+        del _PRODUCED[id(arr)]
+
+
 def is_produced(arr) -> bool:
     ref = _PRODUCED.get(id(arr))
     return ref is not None and ref() is arr

@@ -161,15 +161,15 @@ def _mark_outputs(module, args, out) -> None:
     feed computes its input gradient) when something trainable lies upstream."""
     if not graph.is_grad_enabled():
         return
-    if not (_trainable(module) or any(isinstance(a, np.ndarray) and graph.is_produced(a)
-                                      for a in args)):
-        return
+    # (an output buffer is reused from call to call: mark or unmark it every time)
+    mark = graph.mark_produced if (_trainable(module) or any(
+        isinstance(a, np.ndarray) and graph.is_produced(a) for a in args)) else graph.unmark
     if isinstance(out, np.ndarray):
-        graph.mark_produced(out)
+        mark(out)
     elif isinstance(out, (tuple, list)):
         for o in out:
             if isinstance(o, np.ndarray):
-                graph.mark_produced(o)
+                mark(o)
 
 
 class Module:

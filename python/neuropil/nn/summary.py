@@ -3,37 +3,49 @@ from __future__ import annotations
 
 import numpy as np
 
-from .containers import Sequential
 from .module import Module
 
 __all__ = ["summary"]
 
 
-def _leaves(model: Module):
-    """Layers in call order: nested Sequentials are opened, other modules kept whole."""
-    if isinstance(model, Sequential):
-        for name, m in model.named_children():
-            for sub_name, leaf in _leaves(m):
-                yield (f"{name}.{sub_name}" if sub_name else name), leaf
-    else:
-        yield "", model
+def _calls(model: Module, inputs):
+    """(name, layer, output) of every layer call in one forward, in call order (the
+    recorded graph of a model; a layer on its own is its only call)."""
+    if type(model)._leaf:
+        return [("", model, model(*inputs))]
+    model(*inputs)
+    rec = model._recording
+    names = {id(m): name for name, m in model.named_modules()}
+    rows = []
+    for node in rec.nodes:
+        if node.module is None:
+            rows.append(("(reshape)", None, node.outs[0]))
+        else:
+            rows.append((names.get(id(node.module), ""), node.module,
+                         node.outs[0] if len(node.outs) == 1 else tuple(node.outs)))
+    return rows
 
 
 def summary(model: Module, input_shape, dtype=None, print_fn=print) -> dict:
     """Print a table of layers, output shapes and parameter counts; return it as a dict.
 
     ``input_shape`` is one sample's shape without the batch, e.g. ``(3, 6, 6)``
-    for a 6×6 RGB image in NCHW; shapes are printed with the batch as ``N``.
-    A zero batch of one sample runs through the model in eval mode (the
-    training flag is restored). Returns ``{"layers": [(name, type, shape,
-    params)], "total_params": int, "trainable_params": int}``.
+    for a 6×6 RGB image in NCHW (a list of such tuples for a model with several
+    inputs); shapes are printed with the batch as ``N``. A zero batch of one sample
+    runs through the model in eval mode (the training flag is restored), and every
+    layer call is listed in call order: a layer used twice appears twice, its
+    parameters counted on the first row only. Returns ``{"layers": [(name, type,
+    shape, params)], "total_params": int, "trainable_params": int}``.
     """
+    several = (isinstance(input_shape, (list, tuple)) and len(input_shape) > 0
+               and all(isinstance(s, (list, tuple)) for s in input_shape))
+    shapes = list(input_shape) if several else [input_shape]
     try:
-        input_shape = tuple(int(s) for s in input_shape)
+        shapes = [tuple(int(s) for s in shape) for shape in shapes]
     except TypeError:
         raise TypeError(f"summary: input_shape must be a tuple of ints (without the batch), "
-                        f"got {input_shape!r}") from None
-    if any(s < 1 for s in input_shape):
+                        f"or a list of them, got {input_shape!r}") from None
+    if any(s < 1 for shape in shapes for s in shape):
         raise ValueError(f"summary: input_shape must be positive, got {input_shape}")
     params = model.parameters()
     if dtype is None:
@@ -41,13 +53,19 @@ def summary(model: Module, input_shape, dtype=None, print_fn=print) -> dict:
     was_training = model.training
     model.eval()
     rows = []
+    counted = set()
     try:
-        x = np.zeros((1,) + input_shape, dtype)
-        for name, layer in _leaves(model):
-            x = layer(x)
-            shape = ("N",) + tuple(np.shape(x)[1:])
-            rows.append((name or type(layer).__name__, type(layer).__name__, shape,
-                         int(sum(p.size for p in layer.parameters()))))
+        inputs = [np.zeros((1,) + shape, dtype) for shape in shapes]
+        for name, layer, out in _calls(model, inputs):
+            outs = out if isinstance(out, tuple) else (out,)
+            shape = ", ".join(str(("N",) + tuple(np.shape(o)[1:])) for o in outs)
+            kind = type(layer).__name__ if layer is not None else "reshape"
+            count = 0
+            if layer is not None and id(layer) not in counted:
+                counted.add(id(layer))
+                count = int(sum(p.size for p in layer.parameters()))
+            rows.append((name or kind, kind, ("N",) + tuple(np.shape(outs[0])[1:])
+                         if len(outs) == 1 else shape, count))
     finally:
         model.train(was_training)
     total = int(sum(p.size for p in params))
@@ -59,7 +77,7 @@ def summary(model: Module, input_shape, dtype=None, print_fn=print) -> dict:
     for n, t, s, p in rows:
         lines.append(f"{n + ' (' + t + ')':<{w0}}  {fmt(s):<{w1}}  {p:>10,}")
     lines += ["-" * (w0 + w1 + 14), f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-              f"Input shape: {fmt(('N',) + input_shape)}"]
+              "Input shape: " + ", ".join(fmt(("N",) + shape) for shape in shapes)]
     if print_fn is not None:
         print_fn("\n".join(lines))
     return {"layers": rows, "total_params": total, "trainable_params": trainable}

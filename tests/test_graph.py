@@ -329,15 +329,26 @@ class SliceBetween(NumpyBetween):
         return self.fc2(self.fc1(x)[:, ::-1])
 
 
+class Gate(nn.Module):
+    """A leaf with a float keyword input whose gradient it does not route."""
+    _reentrant = True
+
+    def forward(self, x, mask=None):
+        return x * mask
+
+    def backward(self, grad_out):
+        return grad_out
+
+
 class KwargFloat(nn.Module):
     def __init__(self):
         super().__init__()
-        self.enc = nn.GRU(3, 3)
-        self.dec = nn.GRU(3, 3)
+        self.fc = nn.Linear(3, 3)
+        self.gate = Gate()
 
     def forward(self, x):
-        self.enc(x)
-        return self.dec(x, state=self.enc.state)
+        h = self.fc(x)
+        return self.gate(h, mask=self.fc(x))
 
 
 class NumpyOutput(NumpyBetween):
@@ -350,8 +361,8 @@ class NumpyOutput(NumpyBetween):
                            r"was neither produced by a layer"),
     (SliceBetween, (2, 3), r"layer 'fc2' \(Linear\): its input 0 .* is a view .* of the output "
                            r"of layer 'fc1'"),
-    (KwargFloat, (2, 4, 3), r"layer 'dec' \(GRU\) got float array\(s\) as keyword argument "
-                            r"'state'"),
+    (KwargFloat, (2, 3), r"layer 'gate' \(Gate\) got float array\(s\) as keyword argument "
+                         r"'mask'"),
     (NumpyOutput, (2, 3), r"the output of NumpyOutput: its input 0 .* was neither produced"),
 ])
 def test_undifferentiable_flow_is_refused_on_backward(model, shape, match, rng):
@@ -548,3 +559,48 @@ def test_graph_step_is_bitwise_identical_for_any_thread_count(rng, threads):
         out.append([gx.copy()] + [p.grad.copy() for p in model.parameters()])
     for a, b in zip(*out):
         np.testing.assert_array_equal(a, b)
+
+
+def test_encoder_decoder_state_is_routed(rng):
+    """A seq2seq model as one graph: the encoder's final state seeds the decoder."""
+
+    class Seq2Seq(nn.Module):
+        def __init__(self, cell):
+            super().__init__()
+            self.enc = cell(3, 4)
+            self.dec = cell(2, 4)
+            self.head = nn.TimeDistributed(nn.Linear(4, 2))
+
+        def forward(self, src, tgt):
+            self.enc(src)
+            return self.head(self.dec(tgt, state=self.enc.state))
+
+    for cell in (nn.GRU, nn.LSTM):
+        neuropil.manual_seed(9)
+        model = _params64(Seq2Seq(cell))
+        src, tgt = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 4, 2))
+        r = rng.standard_normal((2, 4, 2))
+
+        def objective():
+            return float(np.sum(model(src, tgt) * r))
+
+        objective()
+        model.zero_grad()
+        gs, gt = model.backward(r, input_grad=True)
+        analytic = [gs, gt] + [p.grad.copy() for p in model.enc.parameters()]
+        numeric = numeric_grads(objective, [src, tgt] + [p.data for p in model.enc.parameters()])
+        for a, n in zip(analytic, numeric):
+            close(a, n, 1e-5)
+
+
+def test_frozen_recurrent_and_embedding_weights_get_no_gradient(rng):
+    model = nn.Sequential(nn.Embedding(7, 3), nn.LSTM(3, 4), nn.LastStep(), nn.Linear(4, 2))
+    model[0].requires_grad_(False)
+    model[1].requires_grad_(False)
+    for p in model.parameters():
+        p.grad[...] = 5.0
+    model(rng.integers(0, 7, (2, 6)))
+    model.backward(np.ones((2, 2), np.float32))
+    for p in list(model[0].parameters()) + list(model[1].parameters()):
+        assert np.all(p.grad == 5.0)
+    assert np.all(model[3].weight.grad != 5.0)

@@ -18,6 +18,8 @@ class Embedding(Module):
     for any thread count) and returns None (integer inputs have no gradient).
     """
 
+    _reentrant = True  # per-call state: the rebound _indices and _scratch buffers
+
     def __init__(self, num_embeddings, embedding_dim, rng=None, dtype=np.float32):
         super().__init__()
         for name, v in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
@@ -53,7 +55,8 @@ class Embedding(Module):
         if not isinstance(grad_out, np.ndarray) or grad_out.shape != expected:
             raise ValueError(f"Embedding: grad_out must have shape {expected}, got "
                              f"{getattr(grad_out, 'shape', type(grad_out).__name__)}")
-        F.embedding_backward(grad_out, self._indices, self.weight.grad)
+        if self.weight.requires_grad:
+            F.embedding_backward(grad_out, self._indices, self.weight.grad)
         return None
 
     def backward_params(self, grad_out) -> None:

@@ -187,7 +187,17 @@ class Recording:
                         f"be routed")
                 ins.append(None)
         if kwargs:
-            self._check_kwargs(module, kwargs)
+            routed = type(module)._graph_kwargs
+            for key, value in kwargs.items():
+                if key not in routed:
+                    self._check_kwargs(module, key, value)
+                    continue
+                flat: list = []
+                _flatten(value, flat)
+                for a in flat:  # routed keyword inputs follow the positional ones
+                    key_a = id(a)
+                    ins.append(self.producer[key_a] if key_a in self.producer else
+                               self._resolve(a, module, len(ins)))
         idx = len(self.nodes)
         key = id(module)
         previous = None
@@ -211,6 +221,9 @@ class Recording:
             _local.rec = self
         outs: list = []
         _flatten(out, outs)
+        extra = type(module)._graph_outputs
+        if extra is not None:
+            outs.extend(extra(module))
         node = _Node(module, ins, outs)
         if previous is not None:
             previous.append(idx)
@@ -240,17 +253,15 @@ class Recording:
             pool.append(d)
         module.__dict__["_scratch_arrays"] = d
 
-    def _check_kwargs(self, module, kwargs):
-        for key, value in kwargs.items():
-            flat: list = []
-            _flatten(value, flat)
-            if any(a.dtype.kind == "f" and self.producer.get(id(a), 0) is not None
-                   for a in flat):
-                self.poison.append(
-                    f"{self._label(module)} got float array(s) as keyword argument {key!r}: "
-                    f"gradients are derived for positional inputs only, so the gradient for "
-                    f"{key!r} would be lost. Pass it positionally if the layer accepts that, "
-                    f"or mark it constant with neuropil.nn.detach()")
+    def _check_kwargs(self, module, key, value):
+        flat: list = []
+        _flatten(value, flat)
+        if any(a.dtype.kind == "f" and self.producer.get(id(a), 0) is not None for a in flat):
+            self.poison.append(
+                f"{self._label(module)} got float array(s) as keyword argument {key!r}: "
+                f"gradients are derived for positional inputs only, so the gradient for "
+                f"{key!r} would be lost. Pass it positionally if the layer accepts that, "
+                f"or mark it constant with neuropil.nn.detach()")
 
     def _resolve(self, a, consumer, position):
         """``a`` is not a recorded output or input: a reshape of one, a buffer, or an error."""
@@ -459,10 +470,15 @@ def _flatten_grads(obj, out: list) -> None:
 
 
 def _leaf_backward(module, out_grads, need):
-    """Run a leaf's backward for one recorded call; returns one gradient per input."""
-    custom = getattr(module, "_graph_backward", None)
+    """Run a leaf's backward for one recorded call; returns one gradient per input.
+
+    A leaf with more to route than one output and positional inputs (a recurrent layer's
+    state) declares ``_graph_kwargs`` (keyword inputs recorded after the positional ones),
+    ``_graph_outputs(self)`` (arrays recorded after its returned ones) and implements
+    ``_graph_backward(out_grads, need) -> one gradient per recorded input``."""
+    custom = type(module)._graph_backward
     if custom is not None:
-        return custom(out_grads, need)
+        return custom(module, out_grads, need)
     if len(out_grads) != 1:
         raise TypeError(f"{type(module).__name__} returned {len(out_grads)} arrays; a leaf with "
                         f"several outputs must define _graph_backward(out_grads, need)")

@@ -179,6 +179,10 @@ class Module:
     _reentrant = False   # a leaf whose per-call state is all rebound by forward (or in
     #                      _scratch buffers) may be called several times in one forward
     _record = True       # False: calls are never recorded (losses)
+    # A leaf with state to route in a graph (see nn.graph._leaf_backward); None: plain.
+    _graph_kwargs: tuple = ()
+    _graph_outputs = None
+    _graph_backward = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

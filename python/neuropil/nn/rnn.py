@@ -210,6 +210,27 @@ class _RNNBase(Module):
         self.state = (h_n, c_n) if lstm else h_n
         return inp
 
+    # -- in a graph model: the state is an input (state=) and an output (self.state) --
+    _graph_kwargs = ("state",)
+
+    def _graph_outputs(self):
+        """Recorded after ``y``: the final state's arrays (h_n; for LSTM h_n, c_n)."""
+        return list(self.state) if self.mode == "lstm" else [self.state]
+
+    def _graph_backward(self, out_grads, need):
+        """Gradients of (x, initial state arrays...) from those of (y, h_n[, c_n])."""
+        gy, gstate = out_grads[0], out_grads[1:]
+        grad_state = None
+        if any(g is not None for g in gstate):
+            parts = self._graph_outputs()
+            full = [g if g is not None else np.zeros_like(p) for g, p in zip(gstate, parts)]
+            grad_state = tuple(full) if self.mode == "lstm" else full[0]
+        dx = self._backward(gy, grad_state, need[0])
+        if len(need) == 1:
+            return (dx,)
+        gs = self.grad_state
+        return (dx,) + (tuple(gs) if self.mode == "lstm" else (gs,))
+
     def backward(self, grad_out, grad_state=None):
         """Gradient of ``x`` from ``grad_out (N, T, D*hidden)`` (None: zero) and
         ``grad_state`` (gradient of ``self.state``; None: zero).
@@ -247,6 +268,13 @@ class _RNNBase(Module):
         if dc_n is not None:
             dc_n = np.ascontiguousarray(dc_n)
         sshape = (self.num_layers * nd, n, hid)
+
+        def grad_of(p):  # a frozen weight's gradient lands in a throwaway buffer, not p.grad
+            if p is None:
+                return None
+            if p.requires_grad:
+                return p.grad
+            return self._scratch(f"frozen_grad_{id(p)}", p.shape, p.dtype)
         dh0 = self._scratch("dh0", sshape, dtype)
         dc0 = self._scratch("dc0", sshape, dtype) if lstm else None
         dy = grad_out
@@ -262,9 +290,8 @@ class _RNNBase(Module):
                                self._caches[(layer, d)], dy,
                                dh_n[k] if dh_n is not None else None,
                                dc_n[k] if dc_n is not None else None, lengths,
-                               dw_ih=w_ih.grad, dw_hh=w_hh.grad,
-                               db_ih=b_ih.grad if b_ih is not None else None,
-                               db_hh=b_hh.grad if b_hh is not None else None,
+                               dw_ih=grad_of(w_ih), dw_hh=grad_of(w_hh),
+                               db_ih=grad_of(b_ih), db_hh=grad_of(b_hh),
                                dy_col=d * hid, batch_first=self.batch_first, reverse=bool(d),
                                dx=dx, need_dx=need_dx, dx_accumulate=d > 0, dh0=dh0[k],
                                dc0=dc0[k] if lstm else None)

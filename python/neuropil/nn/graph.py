@@ -111,11 +111,27 @@ def is_produced(arr) -> bool:
     return ref is not None and ref() is arr
 
 
+# Bumped whenever a parameter's requires_grad or a module's children change, so that
+# trainable() can be cached per module (it is asked for every recorded call).
+_VERSION = [0]
+
+
+def bump_version() -> None:
+    _VERSION[0] += 1
+
+
 def trainable(module) -> bool:
     """Whether ``module`` has a parameter that requires a gradient."""
+    d = module.__dict__
+    cached = d.get("_trainable_cache")
+    if cached is not None and cached[0] == _VERSION[0]:
+        return cached[1]
     if not module._modules:
-        return any(p.requires_grad for p in module._parameters.values() if p is not None)
-    return any(p.requires_grad for p in module.parameters())
+        value = any(p.requires_grad for p in module._parameters.values() if p is not None)
+    else:
+        value = any(p.requires_grad for p in module.parameters())
+    d["_trainable_cache"] = (_VERSION[0], value)
+    return value
 
 
 def _flatten(obj, out: list) -> None:
@@ -130,19 +146,35 @@ def _flatten(obj, out: list) -> None:
             _flatten(o, out)
 
 
+_MISSING = object()
+
+
 def _is_float(a) -> bool:
     return type(a) is np.ndarray and a.dtype.kind == "f"
 
 
 class _Node:
-    __slots__ = ("module", "ins", "outs", "snapshot", "reshape_of")
+    __slots__ = ("module", "ins", "outs", "snapshot", "reshape_of", "req", "mask")
 
-    def __init__(self, module, ins, outs):
+    def __init__(self, module, ins, outs, nodes, train):
         self.module = module      # the leaf (None for a recorded reshape)
-        self.ins = ins            # per positional input: a ref (node, index), or None
+        self.ins = ins            # per recorded input: a ref (node, index), or None
         self.outs = outs          # output arrays (kept alive: ids stay unique)
         self.snapshot = None      # the leaf's __dict__ after this call, if it is called again
         self.reshape_of = None    # for a reshape node: the source's shape
+        # Whether the outputs need a gradient: req, when something trainable lies upstream
+        # (as requires_grad was at the forward, as in PyTorch); else if one of the model
+        # inputs in the bit mask is asked for.
+        req, mask = train, 0
+        for ref in ins:
+            if ref is not None:
+                if ref[0] < 0:
+                    mask |= 1 << ref[1]
+                else:
+                    src = nodes[ref[0]]
+                    mask |= src.mask
+                    req = req or src.req
+        self.req, self.mask = req, mask
 
 
 class Recording:
@@ -171,6 +203,59 @@ class Recording:
 
     # -- forward ------------------------------------------------------------------
     def call_leaf(self, module, forward, args, kwargs):
+        if len(args) == 1 and not kwargs and type(args[0]) is np.ndarray:
+            ins = self._fast_ins(args[0], module)
+        else:
+            ins = self._ins(module, args, kwargs)
+        idx = len(self.nodes)
+        key = id(module)
+        previous = None
+        if key in self.calls:
+            previous = self.calls[key]
+            if previous is None:
+                self.poison.append(
+                    f"{self._label(module)} is called a second time in one forward of "
+                    f"{type(self.owner).__name__}, but {type(module).__name__} keeps the state "
+                    f"of one call only (it does not declare _reentrant = True), so the first "
+                    f"call's gradient cannot be computed: use a separate layer for each call")
+            else:
+                self._prepare_reuse(module, previous)
+        _local.rec = None  # a leaf's own forward is opaque: its inner calls are not recorded
+        try:
+            out = forward(module, *args, **kwargs)
+        except (ValueError, TypeError) as err:
+            raise _with_context(err, f"in {self._label(module)}, whose inputs are "
+                                     f"{self._describe(args)}") from None
+        finally:
+            _local.rec = self
+        if type(out) is np.ndarray:
+            outs = [out]
+        else:
+            outs = []
+            _flatten(out, outs)
+        extra = type(module)._graph_outputs
+        if extra is not None:
+            outs.extend(extra(module))
+        node = _Node(module, ins, outs, self.nodes, trainable(module))
+        if previous is not None:
+            previous.append(idx)
+            node.snapshot = dict(module.__dict__)
+        elif key not in self.calls:
+            self.calls[key] = [idx] if type(module)._reentrant else None
+        self.nodes.append(node)
+        producer = self.producer
+        for j, o in enumerate(outs):
+            producer[id(o)] = (idx, j)
+        return out
+
+    def _fast_ins(self, a, module):
+        if a.dtype.kind != "f":
+            return [None]
+        ref = self.producer.get(id(a), _MISSING)
+        return [ref if ref is not _MISSING else self._resolve(a, module, 0)]
+
+    def _ins(self, module, args, kwargs) -> list:
+        """Refs of a leaf's float inputs: positional ones, then routed keyword ones."""
         ins = []
         for a in args:
             if _is_float(a):
@@ -198,43 +283,7 @@ class Recording:
                     key_a = id(a)
                     ins.append(self.producer[key_a] if key_a in self.producer else
                                self._resolve(a, module, len(ins)))
-        idx = len(self.nodes)
-        key = id(module)
-        previous = None
-        if key in self.calls:
-            previous = self.calls[key]
-            if previous is None:
-                self.poison.append(
-                    f"{self._label(module)} is called a second time in one forward of "
-                    f"{type(self.owner).__name__}, but {type(module).__name__} keeps the state "
-                    f"of one call only (it does not declare _reentrant = True), so the first "
-                    f"call's gradient cannot be computed: use a separate layer for each call")
-            else:
-                self._prepare_reuse(module, previous)
-        _local.rec = None  # a leaf's own forward is opaque: its inner calls are not recorded
-        try:
-            out = forward(module, *args, **kwargs)
-        except (ValueError, TypeError) as err:
-            raise _with_context(err, f"in {self._label(module)}, whose inputs are "
-                                     f"{self._describe(args)}") from None
-        finally:
-            _local.rec = self
-        outs: list = []
-        _flatten(out, outs)
-        extra = type(module)._graph_outputs
-        if extra is not None:
-            outs.extend(extra(module))
-        node = _Node(module, ins, outs)
-        if previous is not None:
-            previous.append(idx)
-            node.snapshot = dict(module.__dict__)
-        elif key not in self.calls:
-            self.calls[key] = [idx] if getattr(type(module), "_reentrant", False) else None
-        self.nodes.append(node)
-        producer = self.producer
-        for j, o in enumerate(outs):
-            producer[id(o)] = (idx, j)
-        return out
+        return ins
 
     def _prepare_reuse(self, module, previous):
         """A reentrant leaf called again: keep the state of its earlier calls (restored
@@ -293,12 +342,17 @@ class Recording:
         return None
 
     def _add_reshape(self, a, src_ref, src_shape):
-        node = _Node(None, [src_ref], [a])
+        node = _Node(None, [src_ref], [a], self.nodes, False)
         node.reshape_of = src_shape
         idx = len(self.nodes)
         self.nodes.append(node)
         self.producer[id(a)] = (idx, 0)
         return (idx, 0)
+
+    def needs_grad(self) -> bool:
+        """Whether an output depends on something trainable (at the forward)."""
+        return any(ref is not None and ref[0] >= 0 and self.nodes[ref[0]].req
+                   for ref in self.out_refs)
 
     def finish(self, out):
         outs: list = []
@@ -361,19 +415,11 @@ class Recording:
                              f"output: {len(self.out_refs)} output(s), got {len(grads)}")
         n_in = len(self.inputs)
         want_in = self._wanted_inputs(input_grad, n_in, owner)
-
-        # Which values need a gradient: model inputs asked for, and everything downstream of
-        # them or of a trainable leaf.
+        wmask = 0
+        for k, w in enumerate(want_in):
+            if w:
+                wmask |= 1 << k
         nodes = self.nodes
-        req_node = [False] * len(nodes)
-        for i, node in enumerate(nodes):
-            r = node.module is not None and trainable(node.module)
-            if not r:
-                for ref in node.ins:
-                    if ref is not None and (want_in[ref[1]] if ref[0] < 0 else req_node[ref[0]]):
-                        r = True
-                        break
-            req_node[i] = r
 
         acc: dict = {}
         for k, (ref, g) in enumerate(zip(self.out_refs, grads)):
@@ -388,14 +434,21 @@ class Recording:
             self._accumulate(acc, ref, g)
 
         for i in range(len(nodes) - 1, -1, -1):
-            if not req_node[i]:
-                continue
             node = nodes[i]
+            if not (node.req or node.mask & wmask):
+                continue
             out_grads = [acc.pop((i, j), None) for j in range(len(node.outs))]
             if all(g is None for g in out_grads):
                 continue
-            need = [ref is not None and (want_in[ref[1]] if ref[0] < 0 else req_node[ref[0]])
-                    for ref in node.ins]
+            need = []
+            for ref in node.ins:
+                if ref is None:
+                    need.append(False)
+                elif ref[0] < 0:
+                    need.append(want_in[ref[1]])
+                else:
+                    src = nodes[ref[0]]
+                    need.append(src.req or bool(src.mask & wmask))
             if node.module is None:  # a recorded reshape
                 if need[0]:
                     self._accumulate(acc, node.ins[0], out_grads[0].reshape(node.reshape_of))

@@ -58,7 +58,7 @@ class Parameter:
     update ``data`` in place, so references held by layers stay valid.
     """
 
-    __slots__ = ("data", "_grad", "_grad_zeroed", "requires_grad")
+    __slots__ = ("data", "_grad", "_grad_zeroed", "_requires_grad")
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
         arr = np.array(data, dtype=dtype if dtype is not None else None, copy=True, order="C")
@@ -70,6 +70,15 @@ class Parameter:
         self.data = arr
         self.grad = np.zeros_like(arr)
         self.requires_grad = bool(requires_grad)
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value) -> None:
+        self._requires_grad = bool(value)
+        graph.bump_version()
 
     @property
     def shape(self):
@@ -135,7 +144,7 @@ def _recorded(forward):
             if rec is not None:
                 return rec.call_leaf(self, forward, args, kwargs)
             out = forward(self, *args, **kwargs)
-            _mark_outputs(self, args, out)
+            _mark_outputs(self, args, out, _trainable(self))
             return out
         if rec is not None or not graph.is_grad_enabled():
             return forward(self, *args, **kwargs)
@@ -149,20 +158,20 @@ def _recorded(forward):
             graph._local.rec = None
         rec.finish(out)
         d["_recording"] = rec
-        _mark_outputs(self, args, out)
+        _mark_outputs(self, args, out, rec.needs_grad())
         return out
 
     recorded_forward._neuropil_recorded = True
     return recorded_forward
 
 
-def _mark_outputs(module, args, out) -> None:
+def _mark_outputs(module, args, out, trainable_upstream: bool) -> None:
     """Outputs of a module called outside any recording are 'produced' (so a model they
     feed computes its input gradient) when something trainable lies upstream."""
     if not graph.is_grad_enabled():
         return
     # (an output buffer is reused from call to call: mark or unmark it every time)
-    mark = graph.mark_produced if (_trainable(module) or any(
+    mark = graph.mark_produced if (trainable_upstream or any(
         isinstance(a, np.ndarray) and graph.is_produced(a) for a in args)) else graph.unmark
     if isinstance(out, np.ndarray):
         mark(out)
@@ -210,6 +219,7 @@ class Module:
                              f"outside its own ancestry")
         for d in (params, modules, buffers):
             d.pop(name, None)
+        graph.bump_version()
         if isinstance(value, Parameter):
             params[name] = value
         elif isinstance(value, Module):
@@ -219,6 +229,7 @@ class Module:
     def __delattr__(self, name):
         for d in (self._parameters, self._modules, self._buffers):
             d.pop(name, None)
+        graph.bump_version()
         object.__delattr__(self, name)
 
     def register_buffer(self, name: str, array: np.ndarray) -> None:

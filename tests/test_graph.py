@@ -604,3 +604,15 @@ def test_frozen_recurrent_and_embedding_weights_get_no_gradient(rng):
     for p in list(model[0].parameters()) + list(model[1].parameters()):
         assert np.all(p.grad == 5.0)
     assert np.all(model[3].weight.grad != 5.0)
+
+
+def test_readme_graph_example_runs():
+    import pathlib
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    block = readme.read_text().split("## Models beyond a stack")[1]
+    code = block.split("```python")[1].split("```")[0]
+    env = {}
+    exec(compile(code, "README.md", "exec"), env)
+    G = env["G"]
+    assert all(np.any(p.grad != 0) for p in G.parameters())  # the G step reached G
+    assert all(p.requires_grad for p in env["D"].parameters())

@@ -72,3 +72,21 @@ def test_bad_inputs():
         image.convolve2d(np.zeros((2, 2)), np.ones((3, 3)), mode="valid")
     with pytest.raises(ValueError, match="unknown kernel"):
         image.kernels("emboss")
+
+
+def test_threshold_otsu_maximises_between_class_variance(rng):
+    im = np.concatenate([rng.normal(0.2, 0.05, 600), rng.normal(0.7, 0.08, 400)]).reshape(40, 25)
+    t = image.threshold_otsu(im)
+    assert 0.35 < t < 0.55
+
+    def between(th):
+        lo, hi = im[im <= th], im[im > th]
+        return lo.size * hi.size * (lo.mean() - hi.mean()) ** 2
+    # no other candidate threshold separates the two classes better
+    candidates = np.linspace(im.min(), im.max(), 257)[1:-1]
+    assert between(t) >= max(between(c) for c in candidates if (im > c).any()) * (1 - 1e-3)
+    assert image.threshold_otsu(np.full((3, 3), 0.5)) == 0.5
+    with pytest.raises(ValueError, match="2-D"):
+        image.threshold_otsu(np.zeros(5))
+    with pytest.raises(ValueError, match="NaN"):
+        image.threshold_otsu(np.array([[0.0, np.nan]]))

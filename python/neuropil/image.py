@@ -16,7 +16,7 @@ import numpy as np
 
 from . import functional as F
 
-__all__ = ["convolve2d", "correlate2d", "kernels", "KERNELS"]
+__all__ = ["convolve2d", "correlate2d", "kernels", "KERNELS", "threshold_otsu"]
 
 _BOUNDARY = {"fill": "constant", "symm": "symmetric", "wrap": "wrap"}
 
@@ -131,3 +131,31 @@ def kernels(name: str, size: int | None = None, sigma: float | None = None) -> n
     if name not in KERNELS:
         raise ValueError(f"kernels: unknown kernel {name!r}; expected one of {sorted(KERNELS)}")
     return KERNELS[name].copy()
+
+
+def threshold_otsu(image, bins: int = 256) -> float:
+    """Otsu's threshold of a grayscale image: the level that maximises the between-class
+    variance ``w0 w1 (mu0 - mu1)^2`` of the pixels below and above it, searched over
+    ``bins`` histogram bins between the image's minimum and maximum. Pixels ``> t`` are
+    the foreground. A constant image returns its value."""
+    im = np.asarray(image, dtype=np.float64)
+    if im.ndim != 2:
+        raise ValueError(f"threshold_otsu: image must be 2-D (H, W), got shape {im.shape}")
+    if im.size == 0:
+        raise ValueError("threshold_otsu: image is empty")
+    if not np.isfinite(im).all():
+        raise ValueError("threshold_otsu: image contains NaN or infinity")
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2:
+        raise ValueError(f"threshold_otsu: bins must be an int >= 2, got {bins!r}")
+    lo, hi = float(im.min()), float(im.max())
+    if lo == hi:
+        return lo
+    counts, edges = np.histogram(im, bins=int(bins), range=(lo, hi))
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(counts)[:-1].astype(np.float64)          # pixels in bins 0..k
+    w1 = im.size - w0
+    s0 = np.cumsum(counts * centres)[:-1]
+    mu0 = s0 / np.maximum(w0, 1)
+    mu1 = (np.dot(counts, centres) - s0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(edges[1:-1][int(np.argmax(between))])

@@ -154,7 +154,7 @@ def _is_float(a) -> bool:
 
 
 class _Node:
-    __slots__ = ("module", "ins", "outs", "snapshot", "reshape_of", "req", "mask")
+    __slots__ = ("module", "ins", "outs", "snapshot", "reshape_of", "req", "mask", "simple")
 
     def __init__(self, module, ins, outs, nodes, train):
         self.module = module      # the leaf (None for a recorded reshape)
@@ -175,6 +175,9 @@ class _Node:
                     mask |= src.mask
                     req = req or src.req
         self.req, self.mask = req, mask
+        # one input, one output, the plain backward/backward_params protocol
+        self.simple = (module is not None and len(ins) == 1 and len(outs) == 1
+                       and type(module)._graph_backward is None)
 
 
 class Recording:
@@ -436,6 +439,25 @@ class Recording:
         for i in range(len(nodes) - 1, -1, -1):
             node = nodes[i]
             if not (node.req or node.mask & wmask):
+                continue
+            if node.simple:  # the common case, without the general machinery below
+                g = acc.pop((i, 0), None)
+                ref = node.ins[0]
+                if g is None or ref is None:
+                    continue
+                if node.snapshot is not None:
+                    node.module.__dict__.update(node.snapshot)
+                if ref[0] < 0:
+                    need = want_in[ref[1]]
+                else:
+                    src = nodes[ref[0]]
+                    need = src.req or bool(src.mask & wmask)
+                if need:
+                    g = node.module.backward(g)
+                    if g is not None:
+                        self._accumulate(acc, ref, g)
+                else:
+                    node.module.backward_params(g)
                 continue
             out_grads = [acc.pop((i, j), None) for j in range(len(node.outs))]
             if all(g is None for g in out_grads):

@@ -616,3 +616,18 @@ def test_readme_graph_example_runs():
     G = env["G"]
     assert all(np.any(p.grad != 0) for p in G.parameters())  # the G step reached G
     assert all(p.requires_grad for p in env["D"].parameters())
+
+
+def test_trace_lists_calls_values_and_shapes(rng):
+    from neuropil.nn.graph import trace
+    model = FanOut()
+    t = trace(model, rng.standard_normal((2, 4)).astype(np.float32))
+    assert t.inputs == ["input0"]
+    assert [c.name for c in t.calls] == ["stem", "a", "b.0", "b.1", "cat"]
+    assert t.calls[0].inputs == ["input0"] and t.calls[1].inputs == t.calls[0].outputs
+    assert t.calls[-1].inputs == [t.calls[1].outputs[0], t.calls[3].outputs[0],
+                                  t.calls[0].outputs[0]]
+    assert t.outputs == t.calls[-1].outputs and t.shapes[t.outputs[0]] == (2, 10)
+    assert model.training  # restored
+    single = trace(nn.Linear(4, 3), np.zeros((1, 4), np.float32))
+    assert len(single.calls) == 1 and single.shapes[single.outputs[0]] == (1, 3)

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import functional as F
 
-__all__ = ["no_grad", "is_grad_enabled", "detach", "Recording"]
+__all__ = ["no_grad", "is_grad_enabled", "detach", "trace", "Trace", "TracedCall", "Recording"]
 
 _local = threading.local()  # .rec: the active Recording (or None); .off: no_grad depth
 
@@ -151,6 +151,86 @@ _MISSING = object()
 
 def _is_float(a) -> bool:
     return type(a) is np.ndarray and a.dtype.kind == "f"
+
+
+class TracedCall:
+    """One layer call of a traced forward: ``module`` (None for a recorded reshape), its
+    dotted ``name`` in the model, and the names of its input and output values."""
+    __slots__ = ("name", "module", "inputs", "outputs", "shapes", "reshape_to")
+
+    def __init__(self, name, module, inputs, outputs, shapes, reshape_to):
+        self.name, self.module, self.inputs, self.outputs = name, module, inputs, outputs
+        self.shapes, self.reshape_to = shapes, reshape_to
+
+    def __repr__(self) -> str:
+        kind = type(self.module).__name__ if self.module is not None else "reshape"
+        return f"TracedCall({self.name or kind!r}: {self.inputs} -> {self.outputs})"
+
+
+class Trace:
+    """The graph of one forward, for exporters and ``summary``: ``inputs`` and ``outputs``
+    are value names (``"input0"``, ``"%3.0"``: output 0 of call 3), ``calls`` the layer
+    calls in order (a value name ``None`` marks a constant input), ``shapes`` maps each
+    value name to its shape."""
+
+    def __init__(self, inputs, outputs, calls, shapes):
+        self.inputs, self.outputs, self.calls, self.shapes = inputs, outputs, calls, shapes
+
+
+def _value_name(ref):
+    if ref is None:
+        return None
+    return f"input{ref[1]}" if ref[0] < 0 else f"%{ref[0]}.{ref[1]}"
+
+
+def trace(model, *inputs, **kwargs) -> Trace:
+    """Run ``model`` once on ``inputs`` (in eval mode, restored after) and return its
+    :class:`Trace`. A single layer traces as one call."""
+    was_training = model.training
+    model.eval()
+    try:
+        if type(model)._leaf:
+            out = model(*inputs, **kwargs)
+            outs: list = []
+            _flatten(out, outs)
+            names = [f"%0.{j}" for j in range(len(outs))]
+            ins = [f"input{k}" for k in range(len(inputs))]
+            shapes = {n: a.shape for n, a in zip(ins + names, list(inputs) + outs)}
+            call = TracedCall("", model, ins, names, [a.shape for a in outs], None)
+            return Trace(ins, names, [call], shapes)
+        with _recording_enabled():
+            model(*inputs, **kwargs)
+        rec = model.__dict__.get("_recording")
+    finally:
+        model.train(was_training)
+    if rec.poison:
+        raise ValueError(f"trace: {type(model).__name__}'s forward cannot be traced: "
+                         f"{rec.poison[0]}")
+    names = rec._names()
+    shapes = {f"input{k}": a.shape for k, a in enumerate(rec.inputs)}
+    calls = []
+    for i, node in enumerate(rec.nodes):
+        outs = [f"%{i}.{j}" for j in range(len(node.outs))]
+        for n, a in zip(outs, node.outs):
+            shapes[n] = a.shape
+        calls.append(TracedCall(names.get(id(node.module), "") if node.module is not None else "",
+                                node.module, [_value_name(r) for r in node.ins], outs,
+                                [a.shape for a in node.outs],
+                                node.outs[0].shape if node.module is None else None))
+    return Trace([f"input{k}" for k in range(len(rec.inputs))],
+                 [_value_name(r) for r in rec.out_refs], calls, shapes)
+
+
+class _recording_enabled:
+    """Lift an enclosing no_grad() for one call (trace needs the recording)."""
+
+    def __enter__(self):
+        self.saved = getattr(_local, "off", 0)
+        _local.off = 0
+
+    def __exit__(self, *exc):
+        _local.off = self.saved
+        return False
 
 
 class _Node:

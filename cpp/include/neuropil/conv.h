@@ -1,30 +1,40 @@
-// 2-D convolution (cross-correlation, as PyTorch's conv2d) over NCHW tensors,
-// by im2col + GEMM. No Python here.
+// 2-D convolution (cross-correlation, as PyTorch's conv2d) over NCHW tensors.
+// No Python here.
 //
-// Geometry (ConvGeom): input x [N, C, H, W], weight w [OC, C, KH, KW] (seen as
-// the matrix [OC, C*KH*KW]), stride (SH, SW), zero padding (PH, PW), dilation
+// Geometry (ConvGeom): input x [N, C, H, W], G groups, weight w [OC, C/G, KH, KW]
+// (C and OC divisible by G), stride (SH, SW), zero padding (PH, PW), dilation
 // (DH, DW). Output y [N, OC, OH, OW] with (PyTorch's formula)
 //     OH = floor((H + 2*PH - DH*(KH-1) - 1) / SH) + 1     (same for OW)
 //     y[n, o, i, j] = b[o] + sum_{c,p,q} w[o, c, p, q] *
-//                     x[n, c, i*SH - PH + p*DH, j*SW - PW + q*DW]
-// where taps outside the image read 0.
+//                     x[n, g*Cg + c, i*SH - PH + p*DH, j*SW - PW + q*DW]
+// where g = o / OCg is o's group (Cg = C/G, OCg = OC/G input and output
+// channels per group) and taps outside the image read 0.
 //
 // im2col of one image: cols[(c*KH + p)*KW + q, i*OW + j] = x[c, i*SH-PH+p*DH, j*SW-PW+q*DW]
-// (0 out of range), so cols is [C*KH*KW, OH*OW] and y_n = W @ cols + b.
+// (0 out of range), so cols is [C*KH*KW, OH*OW] and y_n = W @ cols + b (G = 1).
 // col2im is its adjoint: x[c, h, w] = sum of the cols entries that read (c, h, w).
 //
-// Backward, per image n (dy_n [OC, OH*OW]):
-//     dW += dy_n @ cols_n^T          [OC, C*KH*KW]
-//     db += rowsum(dy_n)             [OC]
-//     dx_n = col2im(W^T @ dy_n)      [C, H, W]
-// 1x1 kernels with stride 1, padding 0 (any dilation) skip im2col: cols_n is x_n.
+// Backward, per image n and group (dy_n [OCg, OH*OW]):
+//     dW += dy_n @ cols_n^T          [OCg, Cg*KH*KW]
+//     db += rowsum(dy_n)             [OCg]
+//     dx_n = col2im(W^T @ dy_n)      [Cg, H, W]
 //
-// Threads: images are split over threads (parallel_for); each image's GEMMs run
-// on the thread that owns it. dW and db are summed over fixed chunks of
+// Two implementations, chosen per call:
+// - direct (float32 under the AVX2 and AVX-512 kernel families, column stride
+//   1 or 2; cpp/src/conv/direct.h): output channels in vector lanes, taps
+//   broadcast straight from the (padded) image, no column buffer; dW by tiles
+//   of taps x channels over the output gradient transposed to
+//   [positions][channels]; dX, at stride 1, as the convolution of the padded
+//   output gradient with the flipped weights.
+// - reference (every dtype, ISA and geometry): im2col + GEMM per image and
+//   group. 1x1 kernels with stride 1, padding 0 skip im2col (cols_n is x_n).
+//
+// Threads: images are split over threads; each output element is computed by
+// one thread in a fixed order. dW and db are summed over fixed chunks of
 // kConvChunk images (each chunk in image order) and the chunk partials are
 // folded in chunk order, so every result is bitwise identical for any thread
-// count. Scratch (im2col columns, chunk partials) lives in grow-only
-// per-thread buffers reused across calls.
+// count. Scratch (padded planes, im2col columns, chunk partials) lives in
+// grow-only per-thread buffers reused across calls.
 #pragma once
 #include <cstdint>
 
@@ -34,11 +44,12 @@ namespace neuropil {
 
 struct ConvGeom {
   index_t N, C, H, W;   // input
-  index_t OC, KH, KW;   // weight [OC, C, KH, KW]
+  index_t OC, KH, KW;   // weight [OC, C/G, KH, KW]
   index_t SH, SW, PH, PW, DH, DW;
+  index_t G = 1;        // groups
   index_t OH() const { return (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1; }
   index_t OW() const { return (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1; }
-  index_t K() const { return C * KH * KW; }  // GEMM depth
+  index_t K() const { return C / G * KH * KW; }  // GEMM depth of one group
   // 1x1, stride 1, padding 0: cols_n is x_n itself.
   bool pointwise() const { return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0; }
 };
@@ -46,7 +57,7 @@ struct ConvGeom {
 // Images fixed per dW/db partial sum (independent of the thread count).
 constexpr index_t kConvChunk = 4;
 
-// im2col over a batch: x [N, C, H, W] -> cols [N, C*KH*KW, OH*OW]. (OC is unused.)
+// im2col over a batch: x [N, C, H, W] -> cols [N, C*KH*KW, OH*OW]. (OC and G are unused.)
 void im2col(const float* x, const ConvGeom& g, float* cols) noexcept;
 void im2col(const double* x, const ConvGeom& g, double* cols) noexcept;
 // col2im over a batch (adjoint of im2col): cols [N, C*KH*KW, OH*OW] -> x [N, C, H, W]
@@ -54,7 +65,7 @@ void im2col(const double* x, const ConvGeom& g, double* cols) noexcept;
 void col2im(const float* cols, const ConvGeom& g, float* x) noexcept;
 void col2im(const double* cols, const ConvGeom& g, double* x) noexcept;
 
-// y [N, OC, OH, OW] = conv(x [N, C, H, W], w [OC, C, KH, KW]) + b [OC] (b may be null).
+// y [N, OC, OH, OW] = conv(x [N, C, H, W], w [OC, C/G, KH, KW]) + b [OC] (b may be null).
 void conv2d_forward(const float* x, const float* w, const float* b, const ConvGeom& g,
                     float* y) noexcept;
 void conv2d_forward(const double* x, const double* w, const double* b, const ConvGeom& g,
@@ -62,7 +73,7 @@ void conv2d_forward(const double* x, const double* w, const double* b, const Con
 
 // Backward of conv2d_forward given dy [N, OC, OH, OW]. Each output may be null (skipped):
 //   dx [N, C, H, W] = dL/dx (overwritten),
-//   dw [OC, C, KH, KW] = beta * dw + dL/dw,  db [OC] = beta * db + dL/db
+//   dw [OC, C/G, KH, KW] = beta * dw + dL/dw,  db [OC] = beta * db + dL/db
 // (beta = 0: dw/db are write-only; beta = 1 accumulates, as layers do).
 // x is read only when dw is wanted; w only when dx is wanted.
 void conv2d_backward(const float* x, const float* w, const float* dy, const ConvGeom& g,

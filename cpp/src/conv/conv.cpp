@@ -8,31 +8,13 @@
 
 #include "neuropil/gemm.h"
 #include "neuropil/parallel.h"
+#include "direct.h"
+#include "scratch.h"
 
 namespace neuropil {
 namespace {
 
-// Grow-only scratch; one per thread (thread_local), reused across calls.
-struct Buffer {
-  void* ptr = nullptr;
-  std::size_t bytes = 0;
-  ~Buffer() { std::free(ptr); }
-  template <typename T>
-  T* get(index_t count) {
-    std::size_t need = sizeof(T) * static_cast<std::size_t>(std::max<index_t>(count, 1));
-    if (need > bytes) {
-      std::free(ptr);
-      need = (need + 4095) & ~std::size_t(4095);
-      ptr = std::aligned_alloc(64, need);
-      if (!ptr) {
-        bytes = 0;
-        throw std::bad_alloc();
-      }
-      bytes = need;
-    }
-    return static_cast<T*>(ptr);
-  }
-};
+using conv_detail::Buffer;
 
 Buffer& cols_buffer() {
   static thread_local Buffer b;
@@ -176,21 +158,34 @@ void col2im_batch(const T* cols, const ConvGeom& g, T* x) {
   }, double(g.N) * double(out));
 }
 
+// The geometry of one group (G = 1, Cg input and OCg output channels).
+ConvGeom group_geom(const ConvGeom& g) {
+  ConvGeom gg = g;
+  gg.C = g.C / g.G;
+  gg.OC = g.OC / g.G;
+  gg.G = 1;
+  return gg;
+}
+
 template <typename T>
 void forward(const T* x, const T* w, const T* bias, const ConvGeom& g, T* y) {
-  const index_t OHW = g.OH() * g.OW(), K = g.K(), in = g.C * g.H * g.W;
+  const ConvGeom gg = group_geom(g);
+  const index_t OHW = g.OH() * g.OW(), K = gg.K(), G = g.G;
+  const index_t Cg = gg.C, OCg = gg.OC, in = g.C * g.H * g.W;
   const bool pw = g.pointwise();
   const double work = 2.0 * double(g.N) * double(g.OC) * double(K) * double(OHW);
-  over_items(g.N, [&](index_t b, index_t e) {
+  over_items(g.N * G, [&](index_t b, index_t e) {
     T* cols = pw ? nullptr : cols_buffer().get<T>(K * OHW);
-    for (index_t n = b; n < e; ++n) {
-      const T* xn = x + n * in;
-      T* yn = y + n * g.OC * OHW;
-      if (!pw) im2col_image(xn, g, cols);
-      gemm(Trans::No, Trans::No, g.OC, OHW, K, T(1), w, K, pw ? xn : cols, OHW, T(0), yn, OHW);
+    for (index_t it = b; it < e; ++it) {
+      const index_t n = it / G, gi = it % G;
+      const T* xn = x + n * in + gi * Cg * g.H * g.W;
+      T* yn = y + (n * g.OC + gi * OCg) * OHW;
+      if (!pw) im2col_image(xn, gg, cols);
+      gemm(Trans::No, Trans::No, OCg, OHW, K, T(1), w + gi * OCg * K, K, pw ? xn : cols, OHW,
+           T(0), yn, OHW);
       if (bias) {
-        for (index_t o = 0; o < g.OC; ++o) {
-          const T bo = bias[o];
+        for (index_t o = 0; o < OCg; ++o) {
+          const T bo = bias[gi * OCg + o];
           T* r = yn + o * OHW;
           for (index_t j = 0; j < OHW; ++j) r[j] += bo;
         }
@@ -202,7 +197,9 @@ void forward(const T* x, const T* w, const T* bias, const ConvGeom& g, T* y) {
 template <typename T>
 void backward(const T* x, const T* w, const T* dy, const ConvGeom& g, T* dx, T* dw, T* db,
               T beta) {
-  const index_t OHW = g.OH() * g.OW(), K = g.K(), in = g.C * g.H * g.W;
+  const ConvGeom gg = group_geom(g);
+  const index_t OHW = g.OH() * g.OW(), K = gg.K(), G = g.G;
+  const index_t Cg = gg.C, OCg = gg.OC, in = g.C * g.H * g.W, gin = Cg * g.H * g.W;
   const bool pw = g.pointwise();
   const index_t nchunks = (g.N + kConvChunk - 1) / kConvChunk;
   const bool want_w = dw != nullptr, want_b = db != nullptr;
@@ -219,35 +216,40 @@ void backward(const T* x, const T* w, const T* dy, const ConvGeom& g, T* dx, T* 
       T* pb_part = want_b ? partials + ch * psize + (want_w ? wsize : 0) : nullptr;
       const index_t n0 = ch * kConvChunk, n1 = std::min(g.N, n0 + kConvChunk);
       for (index_t n = n0; n < n1; ++n) {
-        const T* dyn = dy + n * g.OC * OHW;
-        if (want_w) {
-          const T* xn = x + n * in;
-          if (!pw) im2col_image(xn, g, cols);
-          const T* cn = pw ? xn : cols;
-          if (K < kSmallK) {
-            for (index_t o = 0; o < g.OC; ++o)
-              for (index_t k = 0; k < K; ++k) {
-                const T d = row_dot(dyn + o * OHW, cn + k * OHW, OHW);
-                pw_part[o * K + k] = n == n0 ? d : pw_part[o * K + k] + d;
-              }
-          } else {
-            gemm(Trans::No, Trans::Yes, g.OC, K, OHW, T(1), dyn, OHW, cn, OHW,
-                 n == n0 ? T(0) : T(1), pw_part, K);
+        for (index_t gi = 0; gi < G; ++gi) {
+          const T* dyn = dy + (n * g.OC + gi * OCg) * OHW;
+          const T* wg = w + gi * OCg * K;
+          if (want_w) {
+            const T* xn = x + n * in + gi * gin;
+            if (!pw) im2col_image(xn, gg, cols);
+            const T* cn = pw ? xn : cols;
+            T* pwg = pw_part + gi * OCg * K;
+            if (K < kSmallK) {
+              for (index_t o = 0; o < OCg; ++o)
+                for (index_t k = 0; k < K; ++k) {
+                  const T d = row_dot(dyn + o * OHW, cn + k * OHW, OHW);
+                  pwg[o * K + k] = n == n0 ? d : pwg[o * K + k] + d;
+                }
+            } else {
+              gemm(Trans::No, Trans::Yes, OCg, K, OHW, T(1), dyn, OHW, cn, OHW,
+                   n == n0 ? T(0) : T(1), pwg, K);
+            }
           }
-        }
-        if (want_b) {
-          for (index_t o = 0; o < g.OC; ++o) {
-            const T s = row_sum(dyn + o * OHW, OHW);
-            pb_part[o] = n == n0 ? s : pb_part[o] + s;
+          if (want_b) {
+            for (index_t o = 0; o < OCg; ++o) {
+              const T s = row_sum(dyn + o * OHW, OHW);
+              T& pb = pb_part[gi * OCg + o];
+              pb = n == n0 ? s : pb + s;
+            }
           }
-        }
-        if (dx) {
-          T* dxn = dx + n * in;
-          if (pw) {
-            gemm(Trans::Yes, Trans::No, g.C, OHW, g.OC, T(1), w, K, dyn, OHW, T(0), dxn, OHW);
-          } else {
-            gemm(Trans::Yes, Trans::No, K, OHW, g.OC, T(1), w, K, dyn, OHW, T(0), cols, OHW);
-            col2im_image(cols, g, dxn);
+          if (dx) {
+            T* dxn = dx + n * in + gi * gin;
+            if (pw) {
+              gemm(Trans::Yes, Trans::No, Cg, OHW, OCg, T(1), wg, K, dyn, OHW, T(0), dxn, OHW);
+            } else {
+              gemm(Trans::Yes, Trans::No, K, OHW, OCg, T(1), wg, K, dyn, OHW, T(0), cols, OHW);
+              col2im_image(cols, gg, dxn);
+            }
           }
         }
       }
@@ -278,7 +280,10 @@ void col2im(const double* cols, const ConvGeom& g, double* x) noexcept { col2im_
 
 void conv2d_forward(const float* x, const float* w, const float* b, const ConvGeom& g,
                     float* y) noexcept {
-  forward(x, w, b, g, y);
+  if (conv_detail::direct_supported(g))
+    conv_detail::direct_forward(x, w, b, g, y);
+  else
+    forward(x, w, b, g, y);
 }
 void conv2d_forward(const double* x, const double* w, const double* b, const ConvGeom& g,
                     double* y) noexcept {
@@ -286,7 +291,14 @@ void conv2d_forward(const double* x, const double* w, const double* b, const Con
 }
 void conv2d_backward(const float* x, const float* w, const float* dy, const ConvGeom& g,
                      float* dx, float* dw, float* db, float beta) noexcept {
-  backward(x, w, dy, g, dx, dw, db, beta);
+  if (!conv_detail::direct_supported(g)) {
+    backward(x, w, dy, g, dx, dw, db, beta);
+    return;
+  }
+  const bool dx_direct = conv_detail::direct_dx_supported(g);
+  if (dx_direct || dw || db)
+    conv_detail::direct_backward(x, w, dy, g, dx_direct ? dx : nullptr, dw, db, beta);
+  if (dx && !dx_direct) backward<float>(x, w, dy, g, dx, nullptr, nullptr, 0.0f);
 }
 void conv2d_backward(const double* x, const double* w, const double* dy, const ConvGeom& g,
                      double* dx, double* dw, double* db, double beta) noexcept {

@@ -1,0 +1,395 @@
+// Driver of the direct convolution (float32, AVX2 or AVX-512 tiles; see
+// direct.h for the tiles and neuropil/conv.h for the math).
+//
+// Forward, per image and group: the input is copied once into a zero-padded
+// plane set (skipped without padding); for each block of NB*L output
+// channels, every output row is covered by tiles of UR positions whose
+// results (channels in lanes) go to a small row buffer, transposed into the
+// NCHW output a few rows at a time. Weights are packed once per call with the
+// channels innermost.
+//
+// Backward, per chunk of kConvChunk images (chunks split over threads):
+//   dW: the output gradient of each image is transposed to [positions][channels]
+//       and tiles of T taps x NB*L channels accumulate over its positions into
+//       the chunk's partial; partials are folded in chunk order at the end, so
+//       dW is bitwise identical for any thread count;
+//   dX (stride 1): the convolution of the padded output gradient with the
+//       flipped, transposed weights, by the forward tiles.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "direct.h"
+#include "neuropil/conv.h"
+#include "neuropil/cpu.h"
+#include "neuropil/parallel.h"
+#include "scratch.h"
+
+namespace neuropil {
+namespace conv_detail {
+namespace {
+
+const DirectKernels& kernels_for(Isa isa) {
+  static const DirectKernels none{};
+#ifdef NEUROPIL_HAVE_AVX512
+  if (isa == Isa::Avx512) {
+    static const DirectKernels k = avx512_direct_kernels();
+    return k;
+  }
+#endif
+#ifdef NEUROPIL_HAVE_AVX2
+  if (isa >= Isa::Avx2) {
+    static const DirectKernels k = avx2_direct_kernels();
+    return k;
+  }
+#endif
+  (void)isa;
+  return none;
+}
+
+// Output-channel blocks of one group: nvec = ceil(OCg / L) vectors split into
+// balanced blocks of at most max_nb vectors.
+struct OcBlock {
+  index_t oc0, noc;  // channels [oc0, oc0 + noc) of the group
+  int nb;            // vectors (nb * L lanes, the last ones zero-padded)
+  index_t woff;      // offset of the block's packed weights within the group's
+};
+
+std::vector<OcBlock> plan_blocks(index_t OCg, int L, int max_nb, index_t taps) {
+  const index_t nvec = (OCg + L - 1) / L;
+  const index_t nblk = (nvec + max_nb - 1) / max_nb;
+  std::vector<OcBlock> out;
+  index_t v0 = 0, woff = 0;
+  for (index_t b = 0; b < nblk; ++b) {
+    const index_t v1 = nvec * (b + 1) / nblk;
+    const int nb = int(v1 - v0);
+    const index_t oc0 = v0 * L;
+    out.push_back({oc0, std::min<index_t>(OCg, v1 * L) - oc0, nb, woff});
+    woff += taps * nb * L;
+    v0 = v1;
+  }
+  return out;
+}
+
+index_t packed_size(const std::vector<OcBlock>& blocks, index_t taps, int L) {
+  const OcBlock& last = blocks.back();
+  return last.woff + taps * last.nb * L;
+}
+
+// Largest channel block the forward tiles use: 4 vectors of 16 (7 positions
+// per tile) or 2 of 8 (6 positions) keep the load:FMA ratio low.
+int fwd_max_nb(const DirectKernels& k) { return k.lanes == 16 ? 2 : 2; }
+int dw_max_nb(const DirectKernels& k) { return k.lanes == 16 ? 4 : 2; }
+
+// Tiles along one output row: balanced widths of at most max_ur positions.
+struct RowTile {
+  index_t ow0;
+  int ur;
+};
+std::vector<RowTile> plan_row(index_t OW, int max_ur) {
+  const index_t n = (OW + max_ur - 1) / max_ur;
+  std::vector<RowTile> out;
+  for (index_t t = 0; t < n; ++t) {
+    const index_t a = OW * t / n, b = OW * (t + 1) / n;
+    out.push_back({a, int(b - a)});
+  }
+  return out;
+}
+
+// dst [C][Hp][Wp] = src [C][H][W] shifted by (top, left) with zeros around
+// (top/left may be negative: the source is then cropped).
+void pad_planes(const float* src, index_t C, index_t H, index_t W, index_t top, index_t left,
+                index_t Hp, index_t Wp, float* dst) {
+  const index_t s0 = std::max<index_t>(0, -left), s1 = std::min<index_t>(W, Wp - left);
+  for (index_t c = 0; c < C; ++c) {
+    const float* sc = src + c * H * W;
+    float* dc = dst + c * Hp * Wp;
+    for (index_t r = 0; r < Hp; ++r) {
+      float* d = dc + r * Wp;
+      const index_t h = r - top;
+      if (h < 0 || h >= H || s1 <= s0) {
+        std::memset(d, 0, sizeof(float) * Wp);
+        continue;
+      }
+      const index_t d0 = s0 + left, d1 = s1 + left;
+      std::memset(d, 0, sizeof(float) * d0);
+      std::memcpy(d + d0, sc + h * W + s0, sizeof(float) * (s1 - s0));
+      std::memset(d + d1, 0, sizeof(float) * (Wp - d1));
+    }
+  }
+}
+
+// One image of one group through the forward tiles:
+//   y[o * ldy + oh * OW + ow] (o < OCg) = conv of the input planes xin
+//   ([Cin] planes of stride cs, rows of stride rs, already padded so that
+//   output (oh, ow) reads xin[oh*SH*rs + ow*SW] + taps).
+struct ImageConv {
+  const DirectKernels* k;
+  index_t Cin, KH, KW, DH, DW, SH, SW, OH, OW;
+  const std::vector<OcBlock>* blocks;
+  const float* wpk;   // packed weights of the group
+  const float* bpk;   // packed bias of the group (null: none)
+  index_t bstride;    // bias lanes per block offset = oc0 (packed like oc)
+};
+
+constexpr index_t kRowBufFloats = 4096;  // row buffer: 16 KiB
+constexpr index_t kMaxTaps = 121;        // KH * KW up to 11 x 11
+
+void conv_image(const ImageConv& p, const float* xin, index_t cs, index_t rs, float* y,
+                index_t ldy, float* rowbuf) {
+  const DirectKernels& k = *p.k;
+  const int L = k.lanes;
+  const int s = p.SW == 1 ? 0 : 1;
+  index_t tap_off[kMaxTaps];
+  for (index_t kh = 0; kh < p.KH; ++kh)
+    for (index_t kw = 0; kw < p.KW; ++kw) tap_off[kh * p.KW + kw] = kh * p.DH * rs + kw * p.DW;
+  for (const OcBlock& blk : *p.blocks) {
+    const index_t ld = blk.nb * L;
+    const int max_ur = std::min(kMaxUR, k.max_acc / blk.nb);
+    const std::vector<RowTile> tiles = plan_row(p.OW, max_ur);
+    const index_t rows = std::max<index_t>(1, kRowBufFloats / (p.OW * ld));
+    for (index_t oh0 = 0; oh0 < p.OH; oh0 += rows) {
+      const index_t oh1 = std::min(p.OH, oh0 + rows);
+      for (index_t oh = oh0; oh < oh1; ++oh) {
+        for (const RowTile& t : tiles) {
+          FwdTile a;
+          a.x = xin + oh * p.SH * rs + t.ow0 * p.SW;
+          a.cs = cs;
+          a.tap_off = tap_off;
+          a.C = p.Cin;
+          a.KHW = p.KH * p.KW;
+          a.w = p.wpk + blk.woff;
+          a.init = p.bpk ? p.bpk + blk.oc0 : nullptr;
+          a.out = rowbuf + ((oh - oh0) * p.OW + t.ow0) * ld;
+          a.ld_out = ld;
+          k.fwd[s][blk.nb - 1][t.ur - 1](a);
+        }
+      }
+      k.transpose(rowbuf, ld, (oh1 - oh0) * p.OW, blk.noc, y + blk.oc0 * ldy + oh0 * p.OW, ldy);
+    }
+  }
+}
+
+// Packs w [OC, Cg, KH, KW] of every group into blocks [Cg][KH][KW][nb*L];
+// with flip, packs the weights of the input-gradient convolution instead:
+// roles of OC and Cg swapped, taps reversed (w'[c][o][kh][kw] = w[o][c][KH-1-kh][KW-1-kw]).
+void pack_weights(const float* w, index_t G, index_t OCg, index_t Cg, index_t KH, index_t KW,
+                  const std::vector<OcBlock>& blocks, int L, bool flip, float* dst,
+                  index_t group_size) {
+  const index_t KHW = KH * KW;
+  const index_t in_ch = flip ? OCg : Cg;
+  for (index_t gi = 0; gi < G; ++gi) {
+    float* dg = dst + gi * group_size;
+    for (const OcBlock& b : blocks) {
+      const index_t lanes = b.nb * L;
+      float* db = dg + b.woff;
+      for (index_t i = 0; i < in_ch; ++i)
+        for (index_t t = 0; t < KHW; ++t) {
+          float* d = db + (i * KHW + t) * lanes;
+          for (index_t o = 0; o < lanes; ++o) {
+            const index_t oc = b.oc0 + o;
+            if (o >= b.noc) {
+              d[o] = 0.0f;
+              continue;
+            }
+            // forward: out channel oc of the group, input channel i, tap t
+            d[o] = flip ? w[((gi * OCg + i) * Cg + oc) * KHW + (KHW - 1 - t)]
+                        : w[((gi * OCg + oc) * Cg + i) * KHW + t];
+          }
+        }
+    }
+  }
+}
+
+Buffer& shared_buffer(int which) {
+  static thread_local Buffer b[8];
+  return b[which];
+}
+
+// Sum of r[0..n) in a fixed order (8 interleaved partial sums, folded pairwise).
+float row_sum(const float* r, index_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  index_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += r[j + l];
+  for (int l = 0; j < n; ++j, ++l) acc[l] += r[j];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+}  // namespace
+
+bool direct_supported(const ConvGeom& g) {
+  const DirectKernels& k = kernels_for(active_isa());
+  return k.lanes != 0 && (g.SW == 1 || g.SW == 2) && g.KH * g.KW <= kMaxTaps;
+}
+
+void direct_forward(const float* x, const float* w, const float* bias, const ConvGeom& g,
+                    float* y) {
+  const DirectKernels& k = kernels_for(active_isa());
+  const int L = k.lanes;
+  const index_t G = g.G, Cg = g.C / G, OCg = g.OC / G, KHW = g.KH * g.KW;
+  const index_t OH = g.OH(), OW = g.OW(), OHW = OH * OW;
+  const std::vector<OcBlock> blocks = plan_blocks(OCg, L, fwd_max_nb(k), Cg * KHW);
+  const index_t gsize = packed_size(blocks, Cg * KHW, L);
+  const index_t bsize = blocks.back().oc0 + blocks.back().nb * L;
+  float* wpk = shared_buffer(0).get<float>(G * gsize + G * bsize);
+  float* bpk = wpk + G * gsize;
+  pack_weights(w, G, OCg, Cg, g.KH, g.KW, blocks, L, false, wpk, gsize);
+  for (index_t gi = 0; gi < G; ++gi)
+    for (index_t o = 0; o < bsize; ++o)
+      bpk[gi * bsize + o] = bias && o < OCg ? bias[gi * OCg + o] : 0.0f;
+
+  const bool pad = g.PH > 0 || g.PW > 0;
+  const index_t Hp = pad ? (OH - 1) * g.SH + g.DH * (g.KH - 1) + 1 : g.H;
+  const index_t Wp = pad ? (OW - 1) * g.SW + g.DW * (g.KW - 1) + 1 : g.W;
+  const index_t items = g.N * G;
+  const double work = 2.0 * double(g.N) * double(g.OC) * double(Cg * KHW) * double(OHW);
+  const int threads = work < 2e5 ? 1 : get_num_threads();
+  parallel_for(items, threads, [&](index_t b, index_t e) {
+    float* xpad = pad ? shared_buffer(1).get<float>(Cg * Hp * Wp) : nullptr;
+    float* rowbuf = shared_buffer(2).get<float>(std::max(kRowBufFloats, OW * fwd_max_nb(k) * L));
+    for (index_t it = b; it < e; ++it) {
+      const index_t n = it / G, gi = it % G;
+      const float* xi = x + (n * g.C + gi * Cg) * g.H * g.W;
+      if (pad) pad_planes(xi, Cg, g.H, g.W, g.PH, g.PW, Hp, Wp, xpad);
+      ImageConv p{&k, Cg, g.KH, g.KW, g.DH, g.DW, g.SH, g.SW, OH, OW, &blocks,
+                  wpk + gi * gsize, bpk + gi * bsize, 0};
+      conv_image(p, pad ? xpad : xi, Hp * Wp, Wp, y + (n * g.OC + gi * OCg) * OHW, OHW,
+                 rowbuf);
+    }
+  });
+}
+
+bool direct_dx_supported(const ConvGeom& g) { return g.SH == 1 && g.SW == 1; }
+
+void direct_backward(const float* x, const float* w, const float* dy, const ConvGeom& g,
+                     float* dx, float* dw, float* db, float beta) {
+  const DirectKernels& k = kernels_for(active_isa());
+  const int L = k.lanes;
+  const index_t G = g.G, Cg = g.C / G, OCg = g.OC / G, KHW = g.KH * g.KW, Kg = Cg * KHW;
+  const index_t OH = g.OH(), OW = g.OW(), OHW = OH * OW, HW = g.H * g.W;
+  const bool want_w = dw != nullptr, want_b = db != nullptr;
+  const bool dx_direct = dx != nullptr && direct_dx_supported(g);
+
+  // dW: partial sums per chunk of images, packed [group][block][tap][nb*L].
+  const std::vector<OcBlock> wblocks = plan_blocks(OCg, L, dw_max_nb(k), Kg);
+  const index_t gsize_w = packed_size(wblocks, Kg, L);
+  const index_t ldt = wblocks.back().oc0 + wblocks.back().nb * L;  // dyT row
+  const index_t nchunks = (g.N + kConvChunk - 1) / kConvChunk;
+  const index_t psize = (want_w ? G * gsize_w : 0) + (want_b ? g.OC : 0);
+  float* partials = psize ? shared_buffer(3).get<float>(psize * nchunks) : nullptr;
+
+  const bool pad = g.PH > 0 || g.PW > 0;
+  const index_t Hp = pad ? (OH - 1) * g.SH + g.DH * (g.KH - 1) + 1 : g.H;
+  const index_t Wp = pad ? (OW - 1) * g.SW + g.DW * (g.KW - 1) + 1 : g.W;
+  std::vector<index_t> tap_off(std::max<index_t>(Kg, 1));
+  for (index_t c = 0; c < Cg; ++c)
+    for (index_t kh = 0; kh < g.KH; ++kh)
+      for (index_t kw = 0; kw < g.KW; ++kw)
+        tap_off[(c * g.KH + kh) * g.KW + kw] = c * Hp * Wp + kh * g.DH * Wp + kw * g.DW;
+
+  // dX (stride 1): the convolution of dy, padded by D*(K-1) - P (negative:
+  // cropped), with the flipped weights; output channels = the group's inputs.
+  const std::vector<OcBlock> xblocks = plan_blocks(Cg, L, fwd_max_nb(k), OCg * KHW);
+  const index_t gsize_x = packed_size(xblocks, OCg * KHW, L);
+  const index_t top = g.DH * (g.KH - 1) - g.PH, left = g.DW * (g.KW - 1) - g.PW;
+  const index_t Hq = g.H + g.DH * (g.KH - 1), Wq = g.W + g.DW * (g.KW - 1);
+  float* wflip = nullptr;
+  if (dx_direct) {
+    wflip = shared_buffer(4).get<float>(G * gsize_x);
+    pack_weights(w, G, OCg, Cg, g.KH, g.KW, xblocks, L, true, wflip, gsize_x);
+  }
+
+  const double work = 4.0 * double(g.N) * double(g.OC) * double(Kg) * double(OHW);
+  const int threads = work < 2e5 ? 1 : get_num_threads();
+  parallel_for(nchunks, threads, [&](index_t cb, index_t ce) {
+    float* xpad = want_w && pad ? shared_buffer(1).get<float>(Cg * Hp * Wp) : nullptr;
+    float* dyt = want_w ? shared_buffer(5).get<float>(OHW * ldt) : nullptr;
+    float* dypad = dx_direct ? shared_buffer(6).get<float>(OCg * Hq * Wq) : nullptr;
+    float* rowbuf = dx_direct
+        ? shared_buffer(2).get<float>(std::max(kRowBufFloats, g.W * fwd_max_nb(k) * L))
+        : nullptr;
+    if (want_w && ldt > OCg)  // lanes past the last channel stay zero
+      for (index_t p = 0; p < OHW; ++p)
+        std::memset(dyt + p * ldt + OCg, 0, sizeof(float) * (ldt - OCg));
+    for (index_t ch = cb; ch < ce; ++ch) {
+      float* part = partials + ch * psize;
+      const index_t n0 = ch * kConvChunk, n1 = std::min(g.N, n0 + kConvChunk);
+      for (index_t n = n0; n < n1; ++n) {
+        for (index_t gi = 0; gi < G; ++gi) {
+          const float* xi = x + (n * g.C + gi * Cg) * HW;
+          const float* dyi = dy + (n * g.OC + gi * OCg) * OHW;
+          if (want_w) {
+            if (pad) pad_planes(xi, Cg, g.H, g.W, g.PH, g.PW, Hp, Wp, xpad);
+            const float* xb = pad ? xpad : xi;
+            k.transpose(dyi, OHW, OCg, OHW, dyt, ldt);
+            const int s = g.SW == 1 ? 0 : 1;
+            for (const OcBlock& blk : wblocks) {
+              const int max_t = std::min(kMaxT, k.max_acc / blk.nb);
+              const index_t ntiles = (Kg + max_t - 1) / max_t;
+              for (index_t tt = 0; tt < ntiles; ++tt) {
+                const index_t t0 = Kg * tt / ntiles, t1 = Kg * (tt + 1) / ntiles;
+                DwTile a;
+                a.x = xb;
+                a.tap_off = tap_off.data() + t0;
+                a.rs_pos = g.SH * Wp;
+                a.OH = OH;
+                a.OW = OW;
+                a.dyt = dyt + blk.oc0;
+                a.ld_dyt = ldt;
+                a.acc = part + gi * gsize_w + blk.woff + t0 * blk.nb * L;
+                a.zero_start = n == n0;
+                k.dw[s][blk.nb - 1][t1 - t0 - 1](a);
+              }
+            }
+          }
+          if (want_b) {
+            float* pb = part + (want_w ? G * gsize_w : 0) + gi * OCg;
+            for (index_t o = 0; o < OCg; ++o) {
+              const float sum = row_sum(dyi + o * OHW, OHW);
+              pb[o] = n == n0 ? sum : pb[o] + sum;
+            }
+          }
+          if (dx_direct) {
+            pad_planes(dyi, OCg, OH, OW, top, left, Hq, Wq, dypad);
+            ImageConv p{&k, OCg, g.KH, g.KW, g.DH, g.DW, 1, 1, g.H, g.W, &xblocks,
+                        wflip + gi * gsize_x, nullptr, 0};
+            conv_image(p, dypad, Hq * Wq, Wq, dx + (n * g.C + gi * Cg) * HW, HW, rowbuf);
+          }
+        }
+      }
+    }
+  });
+
+  if (psize == 0) return;
+  // Fold the chunk partials in chunk order into dw [OC, Cg, KH, KW] and db.
+  const index_t nw = want_w ? g.OC * Kg : 0;
+  const index_t nout = nw + (want_b ? g.OC : 0);
+  auto fold = [&](index_t src) {
+    float s = partials[src];
+    for (index_t ch = 1; ch < nchunks; ++ch) s += partials[ch * psize + src];
+    return s;
+  };
+  parallel_for(nout, nout * nchunks < 100000 ? 1 : get_num_threads(), [&](index_t b, index_t e) {
+    for (index_t i = b; i < e; ++i) {
+      float* dst;
+      index_t src;
+      if (i < nw) {
+        const index_t oc = i / Kg, t = i % Kg, gi = oc / OCg, o = oc % OCg;
+        const OcBlock* blk = &wblocks[0];
+        for (const OcBlock& bb : wblocks)
+          if (o >= bb.oc0) blk = &bb;
+        src = gi * gsize_w + blk->woff + t * blk->nb * L + (o - blk->oc0);
+        dst = dw + i;
+      } else {
+        src = (want_w ? G * gsize_w : 0) + (i - nw);
+        dst = db + (i - nw);
+      }
+      const float s = fold(src);
+      *dst = beta == 0.0f ? s : beta * *dst + s;
+    }
+  });
+}
+
+}  // namespace conv_detail
+}  // namespace neuropil

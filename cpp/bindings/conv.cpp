@@ -16,7 +16,15 @@ std::string pair_str(Pair p) {
 
 // Validates hyper-parameters and that the output is at least 1x1.
 ConvGeom make_geom(const char* fn, index_t N, index_t C, index_t H, index_t W, index_t OC,
-                   index_t KH, index_t KW, Pair stride, Pair padding, Pair dilation) {
+                   index_t KH, index_t KW, Pair stride, Pair padding, Pair dilation,
+                   index_t groups = 1) {
+  if (groups < 1 || groups > (index_t(1) << 40))
+    throw py::value_error(std::string(fn) + ": groups must be a positive int, got " +
+                          std::to_string(groups));
+  if (C % groups != 0 || OC % groups != 0)
+    throw py::value_error(std::string(fn) + ": groups=" + std::to_string(groups) +
+                          " must divide both channel counts, got " + std::to_string(C) +
+                          " and " + std::to_string(OC));
   if (stride.first < 1 || stride.second < 1)
     throw py::value_error(std::string(fn) + ": stride must be positive, got " + pair_str(stride));
   if (padding.first < 0 || padding.second < 0)
@@ -34,6 +42,7 @@ ConvGeom make_geom(const char* fn, index_t N, index_t C, index_t H, index_t W, i
     throw py::value_error(std::string(fn) + ": absurd size or hyper-parameter");
   ConvGeom g{N, C, H, W, OC, KH, KW, stride.first, stride.second, padding.first,
              padding.second, dilation.first, dilation.second};
+  g.G = groups;
   const index_t eh = g.DH * (KH - 1) + 1, ew = g.DW * (KW - 1) + 1;
   if (H + 2 * g.PH < eh || W + 2 * g.PW < ew)
     throw py::value_error(
@@ -70,19 +79,28 @@ void check_out(py::array& out, const py::array& ref, const std::vector<py::ssize
   require_writeable_out(out, fn, name);
 }
 
+// weight (OC, C/groups, kH, kW) against x (N, C, H, W)
+void check_weight_channels(const char* fn, const py::array& w, const py::array& x,
+                           index_t groups) {
+  if (groups >= 1 && w.shape(1) * groups != x.shape(1))
+    throw py::value_error(std::string(fn) + ": weight " + shape_str(w) + " expects " +
+                          std::to_string(w.shape(1) * groups) + " input channels (" +
+                          std::to_string(w.shape(1)) + " per group x groups=" +
+                          std::to_string(groups) + ") but x " + shape_str(x) + " has " +
+                          std::to_string(x.shape(1)) + " (x is (N, C, H, W))");
+}
+
 void conv2d_forward_binding(const py::array& x, const py::array& w, const py::object& b,
-                            py::array& out, Pair stride, Pair padding, Pair dilation) {
+                            py::array& out, Pair stride, Pair padding, Pair dilation,
+                            index_t groups) {
   const char* fn = "conv2d";
   const Dtype dt = float_dtype(x, fn, "x");
   require_ndim(x, 4, fn, "x", "(N, C, H, W)");
   require_c_contiguous(x, fn, "x");
-  check_input(w, dt, x, fn, "weight", "x", 4, "(out_channels, in_channels, kH, kW)");
-  if (w.shape(1) != x.shape(1))
-    throw py::value_error(std::string(fn) + ": weight " + shape_str(w) + " expects " +
-                          std::to_string(w.shape(1)) + " input channels but x " + shape_str(x) +
-                          " has " + std::to_string(x.shape(1)) + " (x is (N, C, H, W))");
+  check_input(w, dt, x, fn, "weight", "x", 4, "(out_channels, in_channels/groups, kH, kW)");
+  check_weight_channels(fn, w, x, groups);
   ConvGeom g = make_geom(fn, x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0),
-                         w.shape(2), w.shape(3), stride, padding, dilation);
+                         w.shape(2), w.shape(3), stride, padding, dilation, groups);
   py::array bias;
   const bool has_b = !b.is_none();
   if (has_b) {
@@ -112,18 +130,15 @@ void conv2d_forward_binding(const py::array& x, const py::array& w, const py::ob
 void conv2d_backward_binding(const py::array& x, const py::array& w, const py::array& dy,
                              const py::object& dx_o, const py::object& dw_o,
                              const py::object& db_o, Pair stride, Pair padding, Pair dilation,
-                             double beta) {
+                             index_t groups, double beta) {
   const char* fn = "conv2d_backward";
   const Dtype dt = float_dtype(x, fn, "x");
   require_ndim(x, 4, fn, "x", "(N, C, H, W)");
   require_c_contiguous(x, fn, "x");
-  check_input(w, dt, x, fn, "weight", "x", 4, "(out_channels, in_channels, kH, kW)");
-  if (w.shape(1) != x.shape(1))
-    throw py::value_error(std::string(fn) + ": weight " + shape_str(w) + " expects " +
-                          std::to_string(w.shape(1)) + " input channels but x " + shape_str(x) +
-                          " has " + std::to_string(x.shape(1)));
+  check_input(w, dt, x, fn, "weight", "x", 4, "(out_channels, in_channels/groups, kH, kW)");
+  check_weight_channels(fn, w, x, groups);
   ConvGeom g = make_geom(fn, x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0),
-                         w.shape(2), w.shape(3), stride, padding, dilation);
+                         w.shape(2), w.shape(3), stride, padding, dilation, groups);
   check_input(dy, dt, x, fn, "grad_out", "x", 4, "(N, out_channels, OH, OW)");
   require_shape(dy, {g.N, g.OC, g.OH(), g.OW()}, fn, "grad_out");
   py::array dx, dw, db;
@@ -136,7 +151,7 @@ void conv2d_backward_binding(const py::array& x, const py::array& w, const py::a
   }
   if (has_dw) {
     dw = dw_o.cast<py::array>();
-    check_out(dw, x, {g.OC, g.C, g.KH, g.KW}, fn, "grad_weight");
+    check_out(dw, x, {g.OC, g.C / g.G, g.KH, g.KW}, fn, "grad_weight");
     outs.push_back(&dw);
   }
   if (has_db) {
@@ -165,6 +180,121 @@ void conv2d_backward_binding(const py::array& x, const py::array& w, const py::a
     double* dbp = has_db ? mptr<double>(db) : nullptr;
     py::gil_scoped_release release;
     conv2d_backward(xp, wp, gp, g, dxp, dwp, dbp, beta);
+  }
+}
+
+// Transposed convolution: x (N, Cin, H, W), weight (Cin, Cout/groups, kH, kW),
+// output (N, Cout, Ho, Wo) given by its array. The convolution it transposes
+// has input (N, Cout, Ho, Wo) and output (N, Cin, H, W).
+ConvGeom transpose_geom(const char* fn, const py::array& x, const py::array& w,
+                        const py::array& y, Pair stride, Pair padding, Pair dilation,
+                        index_t groups) {
+  if (w.shape(0) != x.shape(1))
+    throw py::value_error(std::string(fn) + ": weight " + shape_str(w) + " expects " +
+                          std::to_string(w.shape(0)) + " input channels but x " + shape_str(x) +
+                          " has " + std::to_string(x.shape(1)) + " (x is (N, C, H, W))");
+  ConvGeom g = make_geom(fn, y.shape(0), y.shape(1), y.shape(2), y.shape(3), w.shape(0),
+                         w.shape(2), w.shape(3), stride, padding, dilation, groups);
+  if (y.shape(0) != x.shape(0) || y.shape(1) != w.shape(1) * groups || g.OH() != x.shape(2) ||
+      g.OW() != x.shape(3))
+    throw py::value_error(std::string(fn) + ": output " + shape_str(y) + " does not match x " +
+                          shape_str(x) + " and weight " + shape_str(w) + " (out_channels = " +
+                          std::to_string(w.shape(1) * groups) +
+                          "; its size must map back onto x's with this stride, padding and "
+                          "dilation: output_padding < stride)");
+  return g;
+}
+
+void conv_transpose2d_forward_binding(const py::array& x, const py::array& w,
+                                      const py::object& b, py::array& out, Pair stride,
+                                      Pair padding, Pair dilation, index_t groups) {
+  const char* fn = "conv_transpose2d";
+  const Dtype dt = float_dtype(x, fn, "x");
+  require_ndim(x, 4, fn, "x", "(N, C, H, W)");
+  require_c_contiguous(x, fn, "x");
+  check_input(w, dt, x, fn, "weight", "x", 4, "(in_channels, out_channels/groups, kH, kW)");
+  if (out.ndim() != 4)
+    throw py::value_error(std::string(fn) + ": out must be 4-D (N, C, H, W), got shape " +
+                          shape_str(out));
+  check_out(out, x, {out.shape(0), out.shape(1), out.shape(2), out.shape(3)}, fn, "out");
+  require_c_contiguous(out, fn, "out");
+  ConvGeom g = transpose_geom(fn, x, w, out, stride, padding, dilation, groups);
+  py::array bias;
+  const bool has_b = !b.is_none();
+  if (has_b) {
+    bias = b.cast<py::array>();
+    check_input(bias, dt, x, fn, "bias", "x", 1, "(out_channels,)");
+    require_shape(bias, {g.C}, fn, "bias");
+    require_no_overlap(out, "out", bias, "bias", fn);
+  }
+  require_no_overlap(out, "out", x, "x", fn);
+  require_no_overlap(out, "out", w, "weight", fn);
+  if (dt == Dtype::F32) {
+    const float* bp = has_b ? ptr<float>(bias) : nullptr;
+    const float *xp = ptr<float>(x), *wp = ptr<float>(w);
+    float* yp = mptr<float>(out);
+    py::gil_scoped_release release;
+    conv_transpose2d_forward(xp, wp, bp, g, yp);
+  } else {
+    const double* bp = has_b ? ptr<double>(bias) : nullptr;
+    const double *xp = ptr<double>(x), *wp = ptr<double>(w);
+    double* yp = mptr<double>(out);
+    py::gil_scoped_release release;
+    conv_transpose2d_forward(xp, wp, bp, g, yp);
+  }
+}
+
+void conv_transpose2d_backward_binding(const py::array& x, const py::array& w,
+                                       const py::array& dy, const py::object& dx_o,
+                                       const py::object& dw_o, const py::object& db_o,
+                                       Pair stride, Pair padding, Pair dilation, index_t groups,
+                                       double beta) {
+  const char* fn = "conv_transpose2d_backward";
+  const Dtype dt = float_dtype(x, fn, "x");
+  require_ndim(x, 4, fn, "x", "(N, C, H, W)");
+  require_c_contiguous(x, fn, "x");
+  check_input(w, dt, x, fn, "weight", "x", 4, "(in_channels, out_channels/groups, kH, kW)");
+  check_input(dy, dt, x, fn, "grad_out", "x", 4, "(N, out_channels, OH, OW)");
+  ConvGeom g = transpose_geom(fn, x, w, dy, stride, padding, dilation, groups);
+  py::array dx, dw, db;
+  const bool has_dx = !dx_o.is_none(), has_dw = !dw_o.is_none(), has_db = !db_o.is_none();
+  std::vector<py::array*> outs;
+  if (has_dx) {
+    dx = dx_o.cast<py::array>();
+    check_out(dx, x, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, fn, "grad_input");
+    outs.push_back(&dx);
+  }
+  if (has_dw) {
+    dw = dw_o.cast<py::array>();
+    check_out(dw, x, {w.shape(0), w.shape(1), w.shape(2), w.shape(3)}, fn, "grad_weight");
+    outs.push_back(&dw);
+  }
+  if (has_db) {
+    db = db_o.cast<py::array>();
+    check_out(db, x, {g.C}, fn, "grad_bias");
+    outs.push_back(&db);
+  }
+  for (py::array* o : outs) {
+    require_no_overlap(*o, "an output", x, "x", fn);
+    require_no_overlap(*o, "an output", w, "weight", fn);
+    require_no_overlap(*o, "an output", dy, "grad_out", fn);
+    for (py::array* o2 : outs)
+      if (o2 != o) require_no_overlap(*o, "an output", *o2, "another output", fn);
+  }
+  if (dt == Dtype::F32) {
+    const float *xp = ptr<float>(x), *wp = ptr<float>(w), *gp = ptr<float>(dy);
+    float* dxp = has_dx ? mptr<float>(dx) : nullptr;
+    float* dwp = has_dw ? mptr<float>(dw) : nullptr;
+    float* dbp = has_db ? mptr<float>(db) : nullptr;
+    py::gil_scoped_release release;
+    conv_transpose2d_backward(xp, wp, gp, g, dxp, dwp, dbp, float(beta));
+  } else {
+    const double *xp = ptr<double>(x), *wp = ptr<double>(w), *gp = ptr<double>(dy);
+    double* dxp = has_dx ? mptr<double>(dx) : nullptr;
+    double* dwp = has_dw ? mptr<double>(dw) : nullptr;
+    double* dbp = has_db ? mptr<double>(db) : nullptr;
+    py::gil_scoped_release release;
+    conv_transpose2d_backward(xp, wp, gp, g, dxp, dwp, dbp, beta);
   }
 }
 
@@ -223,13 +353,25 @@ void col2im_binding(const py::array& cols, py::array& out, Pair kernel, Pair str
 void register_conv(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward_binding, py::arg("x"), py::arg("weight"),
         py::arg("bias"), py::arg("out"), py::arg("stride"), py::arg("padding"),
-        py::arg("dilation"),
-        "out[N, OC, OH, OW] = conv2d(x[N, C, H, W], weight[OC, C, kH, kW]) + bias[OC], in place.");
+        py::arg("dilation"), py::arg("groups") = 1,
+        "out[N, OC, OH, OW] = conv2d(x[N, C, H, W], weight[OC, C/groups, kH, kW]) + bias[OC], "
+        "in place.");
   m.def("conv2d_backward", &conv2d_backward_binding, py::arg("x"), py::arg("weight"),
         py::arg("grad_out"), py::arg("grad_input"), py::arg("grad_weight"),
         py::arg("grad_bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("beta") = 0.0,
+        py::arg("groups") = 1, py::arg("beta") = 0.0,
         "Gradients of conv2d; each output may be None. grad_input is overwritten; "
+        "grad_weight/grad_bias = beta * old + gradient.");
+  m.def("conv_transpose2d_forward", &conv_transpose2d_forward_binding, py::arg("x"),
+        py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("groups") = 1,
+        "out[N, Cout, Ho, Wo] = conv_transpose2d(x[N, Cin, H, W], weight[Cin, Cout/groups, kH, "
+        "kW]) + bias[Cout], in place (out's shape sets the output size).");
+  m.def("conv_transpose2d_backward", &conv_transpose2d_backward_binding, py::arg("x"),
+        py::arg("weight"), py::arg("grad_out"), py::arg("grad_input"), py::arg("grad_weight"),
+        py::arg("grad_bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("groups") = 1, py::arg("beta") = 0.0,
+        "Gradients of conv_transpose2d; each output may be None. grad_input is overwritten; "
         "grad_weight/grad_bias = beta * old + gradient.");
   m.def("im2col", &im2col_binding, py::arg("x"), py::arg("out"), py::arg("kernel"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"),

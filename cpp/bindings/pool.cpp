@@ -14,7 +14,8 @@ std::string pair_str(Pair p) {
   return "(" + std::to_string(p.first) + ", " + std::to_string(p.second) + ")";
 }
 
-PoolGeom make_geom(const char* fn, const py::array& x, Pair kernel, Pair stride, Pair padding) {
+PoolGeom make_geom(const char* fn, const py::array& x, Pair kernel, Pair stride, Pair padding,
+                   bool ceil_mode) {
   require_ndim(x, 4, fn, "x", "(N, C, H, W)");
   if (kernel.first < 1 || kernel.second < 1)
     throw py::value_error(std::string(fn) + ": kernel_size must be positive, got " +
@@ -30,6 +31,7 @@ PoolGeom make_geom(const char* fn, const py::array& x, Pair kernel, Pair stride,
     throw py::value_error(std::string(fn) + ": absurd kernel_size or stride");
   PoolGeom g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), kernel.first, kernel.second,
              stride.first, stride.second, padding.first, padding.second};
+  g.ceil_mode = ceil_mode;
   if (g.H + 2 * g.PH < g.KH || g.W + 2 * g.PW < g.KW)
     throw py::value_error(std::string(fn) + ": kernel_size " + pair_str(kernel) +
                           " is larger than the padded input " +
@@ -55,10 +57,10 @@ void check_idx(const py::array& idx, const std::vector<py::ssize_t>& shape, cons
 }
 
 void max_fwd_binding(const py::array& x, py::array& out, py::array& idx, Pair kernel,
-                     Pair stride, Pair padding) {
+                     Pair stride, Pair padding, bool ceil_mode) {
   const char* fn = "max_pool2d";
   const Dtype dt = float_dtype(x, fn, "x");
-  PoolGeom g = make_geom(fn, x, kernel, stride, padding);
+  PoolGeom g = make_geom(fn, x, kernel, stride, padding, ceil_mode);
   require_c_contiguous(x, fn, "x");
   check_out(out, x, {g.N, g.C, g.OH(), g.OW()}, fn, "out");
   check_idx(idx, {g.N, g.C, g.OH(), g.OW()}, fn);
@@ -80,11 +82,11 @@ void max_fwd_binding(const py::array& x, py::array& out, py::array& idx, Pair ke
 }
 
 void max_bwd_binding(const py::array& dy, const py::array& idx, py::array& dx, Pair kernel,
-                     Pair stride, Pair padding) {
+                     Pair stride, Pair padding, bool ceil_mode) {
   const char* fn = "max_pool2d_backward";
   const Dtype dt = float_dtype(dy, fn, "grad_out");
   require_ndim(dx, 4, fn, "grad_input", "(N, C, H, W)");
-  PoolGeom g = make_geom(fn, dx, kernel, stride, padding);
+  PoolGeom g = make_geom(fn, dx, kernel, stride, padding, ceil_mode);
   require_c_contiguous(dy, fn, "grad_out");
   require_shape(dy, {g.N, g.C, g.OH(), g.OW()}, fn, "grad_out");
   check_idx(idx, {g.N, g.C, g.OH(), g.OW()}, fn);
@@ -110,10 +112,10 @@ void max_bwd_binding(const py::array& dy, const py::array& idx, py::array& dx, P
 }
 
 void avg_fwd_binding(const py::array& x, py::array& out, Pair kernel, Pair stride, Pair padding,
-                     bool cip) {
+                     bool cip, bool ceil_mode) {
   const char* fn = "avg_pool2d";
   const Dtype dt = float_dtype(x, fn, "x");
-  PoolGeom g = make_geom(fn, x, kernel, stride, padding);
+  PoolGeom g = make_geom(fn, x, kernel, stride, padding, ceil_mode);
   require_c_contiguous(x, fn, "x");
   check_out(out, x, {g.N, g.C, g.OH(), g.OW()}, fn, "out");
   if (dt == Dtype::F32) {
@@ -130,11 +132,11 @@ void avg_fwd_binding(const py::array& x, py::array& out, Pair kernel, Pair strid
 }
 
 void avg_bwd_binding(const py::array& dy, py::array& dx, Pair kernel, Pair stride, Pair padding,
-                     bool cip) {
+                     bool cip, bool ceil_mode) {
   const char* fn = "avg_pool2d_backward";
   const Dtype dt = float_dtype(dy, fn, "grad_out");
   require_ndim(dx, 4, fn, "grad_input", "(N, C, H, W)");
-  PoolGeom g = make_geom(fn, dx, kernel, stride, padding);
+  PoolGeom g = make_geom(fn, dx, kernel, stride, padding, ceil_mode);
   require_c_contiguous(dy, fn, "grad_out");
   require_shape(dy, {g.N, g.C, g.OH(), g.OW()}, fn, "grad_out");
   check_out(dx, dy, {g.N, g.C, g.H, g.W}, fn, "grad_input");
@@ -155,13 +157,17 @@ void avg_bwd_binding(const py::array& dy, py::array& dx, Pair kernel, Pair strid
 
 void register_pool(py::module_& m) {
   m.def("max_pool2d_forward", &max_fwd_binding, py::arg("x"), py::arg("out"),
-        py::arg("indices"), py::arg("kernel"), py::arg("stride"), py::arg("padding"));
+        py::arg("indices"), py::arg("kernel"), py::arg("stride"), py::arg("padding"),
+        py::arg("ceil_mode") = false);
   m.def("max_pool2d_backward", &max_bwd_binding, py::arg("grad_out"), py::arg("indices"),
-        py::arg("grad_input"), py::arg("kernel"), py::arg("stride"), py::arg("padding"));
+        py::arg("grad_input"), py::arg("kernel"), py::arg("stride"), py::arg("padding"),
+        py::arg("ceil_mode") = false);
   m.def("avg_pool2d_forward", &avg_fwd_binding, py::arg("x"), py::arg("out"), py::arg("kernel"),
-        py::arg("stride"), py::arg("padding"), py::arg("count_include_pad"));
+        py::arg("stride"), py::arg("padding"), py::arg("count_include_pad"),
+        py::arg("ceil_mode") = false);
   m.def("avg_pool2d_backward", &avg_bwd_binding, py::arg("grad_out"), py::arg("grad_input"),
-        py::arg("kernel"), py::arg("stride"), py::arg("padding"), py::arg("count_include_pad"));
+        py::arg("kernel"), py::arg("stride"), py::arg("padding"), py::arg("count_include_pad"),
+        py::arg("ceil_mode") = false);
 }
 
 }  // namespace bind

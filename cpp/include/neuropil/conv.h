@@ -81,4 +81,26 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
 void conv2d_backward(const double* x, const double* w, const double* dy, const ConvGeom& g,
                      double* dx, double* dw, double* db, double beta) noexcept;
 
+// Transposed convolution (PyTorch's conv_transpose2d): the input gradient of
+// the convolution of geometry g, whose output [N, OC, OH, OW] is the
+// transposed convolution's input and whose input [N, C, H, W] is its output;
+// the weight w [OC, C/G, KH, KW] is PyTorch's ConvTranspose2d weight
+// (in_channels, out_channels/groups, kH, kW). g must satisfy g.OH(), g.OW()
+// = the transposed input's size.
+//   y [N, C, H, W] = conv2d_backward's dx for dy = x [N, OC, OH, OW], + b [C]
+// Backward, given dy [N, C, H, W] (each output may be null):
+//   dx [N, OC, OH, OW] = conv2d_forward(dy, w)       (overwritten)
+//   dw = beta * dw + conv2d's weight gradient with input dy and output gradient x
+//   db [C] = beta * db + sum of dy over N, H, W (fixed order)
+void conv_transpose2d_forward(const float* x, const float* w, const float* b, const ConvGeom& g,
+                              float* y) noexcept;
+void conv_transpose2d_forward(const double* x, const double* w, const double* b,
+                              const ConvGeom& g, double* y) noexcept;
+void conv_transpose2d_backward(const float* x, const float* w, const float* dy,
+                               const ConvGeom& g, float* dx, float* dw, float* db,
+                               float beta) noexcept;
+void conv_transpose2d_backward(const double* x, const double* w, const double* dy,
+                               const ConvGeom& g, double* dx, double* dw, double* db,
+                               double beta) noexcept;
+
 }  // namespace neuropil

@@ -4,6 +4,10 @@
 // implicit padding (PH, PW) with PH <= KH/2 and PW <= KW/2 (as PyTorch), so
 // every window holds at least one real element. Output y [N, C, OH, OW] with
 //     OH = floor((H + 2*PH - KH) / SH) + 1                 (same for OW)
+// or, with ceil_mode (PyTorch's rule), OH = ceil((H + 2*PH - KH) / SH) + 1,
+// less one when that last window would start at or past H + PH (it must start
+// inside the input or its left padding). Windows that run past the padded
+// input are clipped to it.
 // Window of output (i, j): rows i*SH - PH .. i*SH - PH + KH - 1, columns alike.
 //
 // Max: y = max over the window's real elements (padding is -inf);
@@ -26,8 +30,21 @@ namespace neuropil {
 struct PoolGeom {
   index_t N, C, H, W;
   index_t KH, KW, SH, SW, PH, PW;
-  index_t OH() const { return (H + 2 * PH - KH) / SH + 1; }
-  index_t OW() const { return (W + 2 * PW - KW) / SW + 1; }
+  bool ceil_mode = false;
+  index_t OH() const { return out_size(H, KH, SH, PH); }
+  index_t OW() const { return out_size(W, KW, SW, PW); }
+  // Windows are 2x2, stride 2, unpadded and all of them full (the fast paths).
+  bool full_2x2() const {
+    return KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 &&
+           2 * OH() <= H && 2 * OW() <= W;
+  }
+
+ private:
+  index_t out_size(index_t n, index_t k, index_t s, index_t p) const {
+    index_t o = (n + 2 * p - k + (ceil_mode ? s - 1 : 0)) / s + 1;
+    if (ceil_mode && (o - 1) * s >= n + p) --o;
+    return o;
+  }
 };
 
 void max_pool2d_forward(const float* x, const PoolGeom& g, float* y, std::int64_t* idx) noexcept;

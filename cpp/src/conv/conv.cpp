@@ -271,7 +271,62 @@ void backward(const T* x, const T* w, const T* dy, const ConvGeom& g, T* dx, T* 
   }, double(psize) * double(nchunks));
 }
 
+// Channel sums of v [N, C, P]: s[c] = beta * s[c] + sum over n, p, in a
+// fixed order (images in order, each plane by row_sum), whatever the threads.
+template <typename T>
+void channel_sums(const T* v, index_t N, index_t C, index_t P, T beta, T* s) {
+  over_items(C, [&](index_t b, index_t e) {
+    for (index_t c = b; c < e; ++c) {
+      T acc = T(0);
+      for (index_t n = 0; n < N; ++n) acc += row_sum(v + (n * C + c) * P, P);
+      s[c] = beta == T(0) ? acc : beta * s[c] + acc;
+    }
+  }, double(N) * double(C) * double(P));
+}
+
+template <typename T>
+void transpose_forward(const T* x, const T* w, const T* b, const ConvGeom& g, T* y) {
+  conv2d_backward(static_cast<const T*>(nullptr), w, x, g, y, static_cast<T*>(nullptr),
+                  static_cast<T*>(nullptr), T(0));
+  if (!b) return;
+  const index_t HW = g.H * g.W;
+  over_items(g.N * g.C, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      const T bc = b[i % g.C];
+      T* r = y + i * HW;
+      for (index_t j = 0; j < HW; ++j) r[j] += bc;
+    }
+  }, double(g.N) * double(g.C) * double(HW));
+}
+
+template <typename T>
+void transpose_backward(const T* x, const T* w, const T* dy, const ConvGeom& g, T* dx, T* dw,
+                        T* db, T beta) {
+  if (dx) conv2d_forward(dy, w, static_cast<const T*>(nullptr), g, dx);
+  if (dw) conv2d_backward(dy, w, x, g, static_cast<T*>(nullptr), dw, static_cast<T*>(nullptr), beta);
+  if (db) channel_sums(dy, g.N, g.C, g.H * g.W, beta, db);
+}
+
 }  // namespace
+
+void conv_transpose2d_forward(const float* x, const float* w, const float* b, const ConvGeom& g,
+                              float* y) noexcept {
+  transpose_forward(x, w, b, g, y);
+}
+void conv_transpose2d_forward(const double* x, const double* w, const double* b,
+                              const ConvGeom& g, double* y) noexcept {
+  transpose_forward(x, w, b, g, y);
+}
+void conv_transpose2d_backward(const float* x, const float* w, const float* dy,
+                               const ConvGeom& g, float* dx, float* dw, float* db,
+                               float beta) noexcept {
+  transpose_backward(x, w, dy, g, dx, dw, db, beta);
+}
+void conv_transpose2d_backward(const double* x, const double* w, const double* dy,
+                               const ConvGeom& g, double* dx, double* dw, double* db,
+                               double beta) noexcept {
+  transpose_backward(x, w, dy, g, dx, dw, db, beta);
+}
 
 void im2col(const float* x, const ConvGeom& g, float* cols) noexcept { im2col_batch(x, g, cols); }
 void im2col(const double* x, const ConvGeom& g, double* cols) noexcept { im2col_batch(x, g, cols); }

@@ -317,9 +317,9 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
       const index_t n0 = ch * kConvChunk, n1 = std::min(g.N, n0 + kConvChunk);
       for (index_t n = n0; n < n1; ++n) {
         for (index_t gi = 0; gi < G; ++gi) {
-          const float* xi = x + (n * g.C + gi * Cg) * HW;
           const float* dyi = dy + (n * g.OC + gi * OCg) * OHW;
           if (want_w) {
+            const float* xi = x + (n * g.C + gi * Cg) * HW;
             if (pad) pad_planes(xi, Cg, g.H, g.W, g.PH, g.PW, Hp, Wp, xpad);
             const float* xb = pad ? xpad : xi;
             k.transpose(dyi, OHW, OCg, OHW, dyt, ldt);

@@ -113,7 +113,7 @@ void max_fwd_2x2(const T* x, const PoolGeom& g, T* y, std::int64_t* idx) {
 
 template <typename T>
 void max_fwd(const T* x, const PoolGeom& g, T* y, std::int64_t* idx) {
-  if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0) {
+  if (g.full_2x2()) {
     max_fwd_2x2(x, g, y, idx);
     return;
   }
@@ -160,7 +160,7 @@ index_t max_bwd(const T* dy, const std::int64_t* idx, const PoolGeom& g, T* dx) 
   const index_t HW = g.H * g.W, OHW = g.OH() * g.OW();
   // Invalid indices (an integer count: the order of the additions is irrelevant).
   std::atomic<index_t> bad{0};
-  if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0) {
+  if (g.full_2x2()) {
     // Windows tile the image without overlap: rows are zeroed and filled
     // while in L1, instead of a zero pass over dx and a scatter pass.
     const index_t OH = g.OH(), OW = g.OW(), W = g.W;
@@ -230,7 +230,7 @@ inline index_t avg_divisor(const PoolGeom& g, index_t i, index_t j, bool include
 template <typename T>
 void avg_fwd(const T* x, const PoolGeom& g, bool include_pad, T* y) {
   const index_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, OHW = OH * OW;
-  if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0) {
+  if (g.full_2x2()) {
     const index_t W = g.W;  // every window is full: divisor 4 either way
     over_planes(g.N * g.C, g.H * g.W, [&](index_t b, index_t e) {
       for (index_t pl = b; pl < e; ++pl) {

@@ -24,7 +24,8 @@ __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
            "RNN", "LSTM", "GRU", "LastStep", "TimeDistributed", "Embedding",
            "Concat", "Add", "utils"]
 
-from .conv import Conv2d, MaxPool2d, AvgPool2d  # noqa: E402
+from .conv import Conv2d, ConvTranspose2d  # noqa: E402
+from .pool import MaxPool2d, AvgPool2d  # noqa: E402
 from .summary import summary  # noqa: E402  (also attaches Module.summary)
 
-__all__ += ["Conv2d", "MaxPool2d", "AvgPool2d", "summary"]
+__all__ += ["Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "summary"]

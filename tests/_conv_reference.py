@@ -6,6 +6,53 @@ def out_size(h, k, s, p, d=1):
     return (h + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+def pool_out(h, k, s, p, ceil_mode):
+    """PyTorch's pooling output size (ceil_mode: round up, the last window starts inside)."""
+    if not ceil_mode:
+        return (h + 2 * p - k) // s + 1
+    o = -(-(h + 2 * p - k) // s) + 1
+    return o - 1 if (o - 1) * s >= h + p else o
+
+
+def conv2d_grouped_ref(x, w, b, s, p, d, groups):
+    """conv2d_ref applied group by group (weight (OC, C/groups, kH, kW))."""
+    cg, og = x.shape[1] // groups, w.shape[0] // groups
+    ys = [conv2d_ref(x[:, g * cg:(g + 1) * cg], w[g * og:(g + 1) * og],
+                     None if b is None else b[g * og:(g + 1) * og], s, p, d) for g in range(groups)]
+    return np.concatenate(ys, axis=1)
+
+
+def conv2d_grouped_backward_ref(x, w, dy, s, p, d, groups):
+    cg, og = x.shape[1] // groups, w.shape[0] // groups
+    parts = [conv2d_backward_ref(x[:, g * cg:(g + 1) * cg], w[g * og:(g + 1) * og],
+                                 dy[:, g * og:(g + 1) * og], s, p, d) for g in range(groups)]
+    return tuple(np.concatenate([q[i] for q in parts], axis=1 if i == 0 else 0) for i in range(3))
+
+
+def conv_transpose2d_ref(x, w, b, s, p, op, groups, d):
+    """Scatter form: y[n, g*og + o, i*s - p + kh*d, j*s - p + kw*d] += x[n, g*cg + c, i, j] w[g*cg + c, o, kh, kw]."""
+    N, Cin, H, W = x.shape
+    _, og, KH, KW = w.shape
+    cg = Cin // groups
+    Ho = (H - 1) * s[0] - 2 * p[0] + d[0] * (KH - 1) + op[0] + 1
+    Wo = (W - 1) * s[1] - 2 * p[1] + d[1] * (KW - 1) + op[1] + 1
+    big = np.zeros((N, og * groups, Ho + 2 * p[0] + s[0] * H + d[0] * KH,
+                    Wo + 2 * p[1] + s[1] * W + d[1] * KW))
+    for g in range(groups):
+        xg = x[:, g * cg:(g + 1) * cg].astype(np.float64)
+        wg = w[g * cg:(g + 1) * cg].astype(np.float64)
+        for kh in range(KH):
+            for kw in range(KW):
+                contrib = np.einsum("nchw,co->nohw", xg, wg[:, :, kh, kw])
+                r0, c0 = kh * d[0], kw * d[1]
+                big[:, g * og:(g + 1) * og, r0:r0 + s[0] * (H - 1) + 1:s[0],
+                    c0:c0 + s[1] * (W - 1) + 1:s[1]] += contrib
+    y = big[:, :, p[0]:p[0] + Ho, p[1]:p[1] + Wo]
+    if b is not None:
+        y = y + b[None, :, None, None]
+    return y
+
+
 def conv2d_ref(x, w, b, s, p, d):
     """y[n,o,i,j] = b[o] + sum w[o,c,kh,kw] x[n,c,i*s-p+kh*d, j*s-p+kw*d] (zero padded)."""
     N, C, H, W = x.shape
@@ -56,10 +103,10 @@ def im2col_ref(x, k, s, p, d):
     return cols.reshape(N, C * k[0] * k[1], OH * OW)
 
 
-def max_pool_ref(x, k, s, p):
+def max_pool_ref(x, k, s, p, ceil_mode=False):
     """Loops over windows; padding never wins; first max in row-major order; NaN wins."""
     N, C, H, W = x.shape
-    OH, OW = (H + 2 * p[0] - k[0]) // s[0] + 1, (W + 2 * p[1] - k[1]) // s[1] + 1
+    OH, OW = pool_out(H, k[0], s[0], p[0], ceil_mode), pool_out(W, k[1], s[1], p[1], ceil_mode)
     y = np.zeros((N, C, OH, OW), x.dtype)
     idx = np.zeros((N, C, OH, OW), np.int64)
     for n in range(N):
@@ -76,9 +123,9 @@ def max_pool_ref(x, k, s, p):
     return y, idx
 
 
-def avg_pool_ref(x, k, s, p, count_include_pad):
+def avg_pool_ref(x, k, s, p, count_include_pad, ceil_mode=False):
     N, C, H, W = x.shape
-    OH, OW = (H + 2 * p[0] - k[0]) // s[0] + 1, (W + 2 * p[1] - k[1]) // s[1] + 1
+    OH, OW = pool_out(H, k[0], s[0], p[0], ceil_mode), pool_out(W, k[1], s[1], p[1], ceil_mode)
     y = np.zeros((N, C, OH, OW))
     for i in range(OH):
         for j in range(OW):

@@ -161,3 +161,57 @@ def test_pool_bad_inputs(rng):
         nn.AvgPool2d(2, padding=2)
     with pytest.raises(RuntimeError, match="before forward"):
         nn.MaxPool2d(2).backward(np.zeros((1, 1, 1, 1)))
+
+
+# ceil_mode: (N, C, H, W, kernel, stride, padding)
+CEIL_CASES = [
+    (1, 2, 5, 5, (2, 2), (2, 2), (0, 0)),    # odd size: one extra, partial window
+    (2, 1, 7, 6, (3, 3), (2, 2), (1, 1)),    # padded
+    (1, 1, 6, 6, (3, 3), (3, 3), (1, 1)),    # the extra window would start in the right padding
+    (1, 3, 8, 9, (2, 3), (3, 2), (1, 1)),
+    (1, 1, 4, 4, (2, 2), (2, 2), (1, 1)),    # last window starts at H + P: dropped
+    (2, 2, 9, 10, (4, 3), (3, 4), (2, 1)),
+]
+CEIL_IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}k{c[4]}s{c[5]}p{c[6]}" for c in CEIL_CASES]
+
+
+@pytest.mark.parametrize("case", CEIL_CASES, ids=CEIL_IDS)
+def test_ceil_mode_pools_match_reference(case, rng):
+    N, C, H, W, k, s, p = case
+    x = rng.standard_normal((N, C, H, W))
+    y, idx = F.max_pool2d(x, k, s, p, ceil_mode=True, return_indices=True)
+    ry, ridx = max_pool_ref(x, k, s, p, ceil_mode=True)
+    assert y.shape == ry.shape == F.pool2d_output_shape(x.shape, k, s, p, ceil_mode=True)
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+    for cip in (True, False):
+        ya = F.avg_pool2d(x, k, s, p, cip, ceil_mode=True)
+        np.testing.assert_allclose(ya, avg_pool_ref(x, k, s, p, cip, ceil_mode=True), rtol=1e-12)
+        g = rng.standard_normal(ya.shape)
+        dx = F.avg_pool2d_backward(g, x.shape, k, s, p, cip, ceil_mode=True)
+        assert np.isclose(np.vdot(ya, g), np.vdot(x, dx), rtol=1e-10)
+    for layer in (nn.MaxPool2d(k, s, p, ceil_mode=True), nn.AvgPool2d(k, s, p, ceil_mode=True),
+                  nn.AvgPool2d(k, s, p, ceil_mode=True, count_include_pad=False)):
+        gradcheck_module(layer.double(), x + 1e-3 * np.arange(x.size).reshape(x.shape), rng)
+
+
+def test_ceil_mode_sizes_and_repr():
+    assert F.pool2d_output_shape((1, 1, 5, 5), 2, ceil_mode=True) == (1, 1, 3, 3)
+    assert F.pool2d_output_shape((1, 1, 5, 5), 2) == (1, 1, 2, 2)
+    assert F.pool2d_output_shape((1, 1, 4, 4), 2, 2, 1, ceil_mode=True) == (1, 1, 3, 3)
+    assert F.pool2d_output_shape((1, 1, 6, 6), 3, 3, 1, ceil_mode=True) == (1, 1, 3, 3)
+    assert "ceil_mode=True" in repr(nn.MaxPool2d(2, ceil_mode=True))
+    assert nn.AvgPool2d(2, 2, 0, True, False).count_include_pad is False  # PyTorch's order
+
+
+def test_ceil_mode_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    for N, C, H, W, k, s, p in CEIL_CASES:
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        tx = torch.from_numpy(x)
+        ty = torch.nn.functional.max_pool2d(tx, k, s, p, ceil_mode=True)
+        np.testing.assert_array_equal(F.max_pool2d(x, k, s, p, ceil_mode=True), ty.numpy())
+        for cip in (True, False):
+            ta = torch.nn.functional.avg_pool2d(tx, k, s, p, ceil_mode=True, count_include_pad=cip)
+            np.testing.assert_allclose(F.avg_pool2d(x, k, s, p, cip, ceil_mode=True), ta.numpy(),
+                                       rtol=1e-6, atol=1e-6)

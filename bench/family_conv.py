@@ -16,15 +16,22 @@ import neuropil.functional as F
 from _harness import table
 from numpy_cnn import NumpyLeNet, _col2im, _im2col
 
-SHAPES = [  # (N, C, H, W, OC, k, pad)
-    (64, 1, 28, 28, 32, 3, 1),
-    (64, 32, 14, 14, 64, 3, 1),
-    (32, 3, 32, 32, 64, 5, 0),
+SHAPES = [  # (N, C, H, W, OC, k, pad, stride, groups)
+    (64, 1, 28, 28, 32, 3, 1, 1, 1),
+    (64, 32, 14, 14, 64, 3, 1, 1, 1),
+    (32, 3, 32, 32, 64, 5, 0, 1, 1),
+    (64, 32, 28, 28, 64, 3, 1, 2, 1),     # stride 2
+    (64, 64, 14, 14, 128, 1, 0, 1, 1),    # 1x1
+    (64, 64, 7, 7, 128, 3, 1, 1, 1),      # 64 -> 128 at 7x7
+    (64, 64, 14, 14, 64, 3, 1, 1, 4),     # grouped
+    (64, 64, 14, 14, 64, 3, 1, 1, 64),    # depthwise
 ]
 BATCH = 64
 
 
-def _np_conv_fwd(x, w, b, k, pad):
+def _np_conv_fwd(x, w, b, k, pad, stride=1, groups=1):
+    if stride != 1 or groups != 1:  # the NumPy baseline covers the plain shapes only
+        return None, None
     n, _, h, wd = x.shape
     oh, ow = h + 2 * pad - k + 1, wd + 2 * pad - k + 1
     cols = _im2col(x, k, pad)
@@ -32,8 +39,10 @@ def _np_conv_fwd(x, w, b, k, pad):
     return np.ascontiguousarray(y.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)), cols
 
 
-def _np_conv_fwd_bwd(x, w, b, dy, k, pad):
-    _, cols = _np_conv_fwd(x, w, b, k, pad)
+def _np_conv_fwd_bwd(x, w, b, dy, k, pad, stride=1, groups=1):
+    _, cols = _np_conv_fwd(x, w, b, k, pad, stride, groups)
+    if cols is None:
+        return None, None, None
     oc = w.shape[0]
     dy2 = dy.transpose(0, 2, 3, 1).reshape(-1, oc)
     dw = (dy2.T @ cols).reshape(w.shape)
@@ -46,26 +55,28 @@ def conv_table(ctx):
     torch = ctx.torch
     rng = np.random.default_rng(0)
     rows = []
-    for (n, c, h, w_, oc, k, pad) in SHAPES:
+    for (n, c, h, w_, oc, k, pad, st, grp) in SHAPES[:3] if ctx.quick else SHAPES:
         x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
-        w = (rng.standard_normal((oc, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+        w = (rng.standard_normal((oc, c // grp, k, k)) / np.sqrt(c // grp * k * k)).astype(np.float32)
         b = rng.standard_normal(oc).astype(np.float32)
-        y = F.conv2d(x, w, b, padding=pad)
+        y = F.conv2d(x, w, b, st, pad, 1, grp)
         dy = rng.standard_normal(y.shape).astype(np.float32)
         gx, gw, gb = np.empty_like(x), np.empty_like(w), np.empty_like(b)
-        flops = 2.0 * y.size * c * k * k
+        flops = 2.0 * y.size * (c // grp) * k * k
         fns = {
-            "np fwd": lambda: F.conv2d(x, w, b, padding=pad, out=y),
-            "np fwd+bwd": lambda: (F.conv2d(x, w, b, padding=pad, out=y),
-                                   F.conv2d_backward(x, w, dy, padding=pad, grad_input=gx,
+            "np fwd": lambda: F.conv2d(x, w, b, st, pad, 1, grp, out=y),
+            "np fwd+bwd": lambda: (F.conv2d(x, w, b, st, pad, 1, grp, out=y),
+                                   F.conv2d_backward(x, w, dy, st, pad, 1, grp, grad_input=gx,
                                                      grad_weight=gw, grad_bias=gb)),
-            "numpy fwd": lambda: _np_conv_fwd(x, w, b, k, pad),
-            "numpy fwd+bwd": lambda: _np_conv_fwd_bwd(x, w, b, dy, k, pad),
         }
-        # the NumPy baseline computes the same numbers
-        ndx, ndw, _ = _np_conv_fwd_bwd(x, w, b, dy, k, pad)
-        F.conv2d_backward(x, w, dy, padding=pad, grad_input=gx, grad_weight=gw, grad_bias=gb)
-        assert np.allclose(ndx, gx, rtol=1e-3, atol=1e-3) and np.allclose(ndw, gw, rtol=1e-3, atol=1e-2)
+        has_numpy = st == 1 and grp == 1
+        if has_numpy:
+            fns["numpy fwd"] = lambda: _np_conv_fwd(x, w, b, k, pad)
+            fns["numpy fwd+bwd"] = lambda: _np_conv_fwd_bwd(x, w, b, dy, k, pad)
+            # the NumPy baseline computes the same numbers
+            ndx, ndw, _ = _np_conv_fwd_bwd(x, w, b, dy, k, pad)
+            F.conv2d_backward(x, w, dy, padding=pad, grad_input=gx, grad_weight=gw, grad_bias=gb)
+            assert np.allclose(ndx, gx, rtol=1e-3, atol=1e-3) and np.allclose(ndw, gw, rtol=1e-3, atol=1e-2)
         if torch is not None:
             tx = torch.from_numpy(x).requires_grad_(True)
             tw = torch.from_numpy(w.copy()).requires_grad_(True)
@@ -74,27 +85,31 @@ def conv_table(ctx):
 
             def t_fwd():
                 with torch.no_grad():
-                    torch.nn.functional.conv2d(tx, tw, tb, padding=pad)
+                    torch.nn.functional.conv2d(tx, tw, tb, st, pad, 1, grp)
 
             def t_fwd_bwd():
                 tx.grad = tw.grad = tb.grad = None
-                torch.nn.functional.conv2d(tx, tw, tb, padding=pad).backward(tdy)
+                torch.nn.functional.conv2d(tx, tw, tb, st, pad, 1, grp).backward(tdy)
 
             fns["torch fwd"] = t_fwd
             fns["torch fwd+bwd"] = t_fwd_bwd
         for t in ctx.threads:
             with ctx.threads_set(t):
                 s = ctx.time_interleaved(fns)
-            name = f"N{n} {c}→{oc} {h}×{w_} {k}×{k} p{pad}"
+            name = (f"N{n} {c}→{oc} {h}×{w_} {k}×{k} p{pad}" + (f" s{st}" if st != 1 else "")
+                    + (f" g{grp}" if grp != 1 else ""))
+            peak = ctx.peak.get(t) or None
+            gf, gfb = flops / s["np fwd"] / 1e9, 3 * flops / s["np fwd+bwd"] / 1e9
             row = [name, t,
-                   s["np fwd"] * 1e3, flops / s["np fwd"] / 1e9,
-                   s["np fwd+bwd"] * 1e3, 3 * flops / s["np fwd+bwd"] / 1e9,
-                   s["numpy fwd"] / s["np fwd"], s["numpy fwd+bwd"] / s["np fwd+bwd"]]
+                   s["np fwd"] * 1e3, gf, f"{100 * gf / peak:.0f}%" if peak else "n/a",
+                   s["np fwd+bwd"] * 1e3, gfb, f"{100 * gfb / peak:.0f}%" if peak else "n/a",
+                   s["numpy fwd"] / s["np fwd"] if has_numpy else "-",
+                   s["numpy fwd+bwd"] / s["np fwd+bwd"] if has_numpy else "-"]
             if torch is not None:
                 row += [s["torch fwd"] / s["np fwd"], s["torch fwd+bwd"] / s["np fwd+bwd"]]
             rows.append(row)
-    headers = ["shape", "thr", "fwd ms", "fwd GF/s", "f+b ms", "f+b GF/s", "×NumPy fwd",
-               "×NumPy f+b"]
+    headers = ["shape", "thr", "fwd ms", "fwd GF/s", "fwd peak", "f+b ms", "f+b GF/s", "f+b peak",
+               "×NumPy fwd", "×NumPy f+b"]
     if torch is not None:
         headers += ["×torch fwd", "×torch f+b"]
     print(table("conv2d float32 (neuropil; × = how many times faster than the other)",

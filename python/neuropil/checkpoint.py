@@ -126,7 +126,6 @@ class BackupAndRestore(Callback):
                              f"(batches), got {save_freq!r}")
         self.save_freq = save_freq
         self.delete_checkpoint = bool(delete_checkpoint)
-        self._batches = 0
 
     # called by fit (not through the hook list): after every callback's hook has run,
     # so the saved state includes what they did in that hook
@@ -135,10 +134,7 @@ class BackupAndRestore(Callback):
         return self.path if dist.broadcast_object(exists) else None
 
     def after_batch(self, trainer, batch: int) -> None:
-        if self.save_freq == "epoch":
-            return
-        self._batches += 1
-        if self._batches % self.save_freq == 0:
+        if self.save_freq != "epoch" and (batch + 1) % self.save_freq == 0:
             trainer.write_checkpoint(self.path)
 
     def after_epoch(self, trainer, epoch: int) -> None:

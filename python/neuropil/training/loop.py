@@ -169,9 +169,21 @@ class Trainer:
             "ranks": ranks,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "callbacks": [{"class": type(cb).__name__, "state": cb.state_dict()}
-                          for cb in self.user_callbacks + [self.history]],
+            "callbacks": [{"class": key, "state": cb.state_dict()}
+                          for key, cb in self._callback_keys()],
         }
+
+    def _callback_keys(self):
+        """``("EarlyStopping#0", cb)`` for each callback: a checkpoint's callback states
+        are matched by class name and occurrence, so adding or removing a stateless
+        callback between the runs does not matter."""
+        counts: dict = {}
+        out = []
+        for cb in self.user_callbacks + [self.history]:
+            name = type(cb).__name__
+            out.append((f"{name}#{counts.get(name, 0)}", cb))
+            counts[name] = counts.get(name, 0) + 1
+        return out
 
     def write_checkpoint(self, path) -> None:
         state = self.training_state()
@@ -193,17 +205,14 @@ class Trainer:
             raise ValueError(f"{fn}: the checkpoint {path!r} was taken mid-epoch by "
                              f"{state['world_size']} rank(s), this job has {self.world}; "
                              f"resume with as many ranks (or from an epoch-end checkpoint)")
-        saved_cbs = state["callbacks"]
-        mine = self.user_callbacks + [self.history]
-        if [c["class"] for c in saved_cbs] != [type(cb).__name__ for cb in mine]:
-            raise ValueError(f"{fn}: the checkpoint {path!r} holds the state of callbacks "
-                             f"{[c['class'] for c in saved_cbs][:-1]}, this fit has "
-                             f"{[type(cb).__name__ for cb in mine][:-1]}")
+        saved_cbs = {c["class"]: c["state"] for c in state["callbacks"]}
+        mine = self._callback_keys()
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict({"state": state["optimizer"]["state"],
                                         "param_groups": state["optimizer"]["param_groups"]})
-        for cb, saved in zip(mine, saved_cbs):
-            cb.load_state_dict(saved["state"])
+        for key, cb in mine:  # callbacks matched by class and occurrence
+            if key in saved_cbs:
+                cb.load_state_dict(saved_cbs[key])
         self.model.stop_training = state["stop_training"]
         self.epoch, self.batch = state["epoch"], state["batch"]
         self.epoch_rng_state = state["epoch_rng_state"]

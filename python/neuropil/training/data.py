@@ -87,6 +87,8 @@ class ArrayData:
             self.x = _as_inputs(fn, x, model_dtype, xname)
             self.x_dtype = self.x.dtype
         self.n = int(self.x.shape[0])
+        self.lo = 0  # a lazy source is a window [lo, lo + n) of its arrays (no slicing:
+        #              slicing an h5py dataset would read it)
         self.y = None
         self.y_lazy = False
         if y is not None or need_y:
@@ -117,27 +119,28 @@ class ArrayData:
             return None
         if not self.y_lazy:
             return self.y
-        return np.asarray(self.y[:min(self.n, limit)]).astype(self.y_dtype)
+        return np.asarray(self.y[self.lo:self.lo + min(self.n, limit)]).astype(self.y_dtype)
+
+    def window(self, lo: int, hi: int):
+        """Samples ``lo..hi-1`` as a source of their own: views of in-memory arrays, a
+        window of lazy ones (nothing is read)."""
+        part = object.__new__(ArrayData)
+        part.__dict__.update(self.__dict__)
+        part.n = hi - lo
+        if not self.lazy:
+            part.x = self.x[lo:hi]
+        if self.y is not None and not self.y_lazy:
+            part.y = self.y[lo:hi]
+        part.lo = self.lo + lo if self.any_lazy else 0
+        return part
 
     def split(self, at: int):
-        """(the first ``at`` samples, the rest), as two sources over views."""
-        a, b = object.__new__(ArrayData), object.__new__(ArrayData)
-        for part, sl in ((a, slice(0, at)), (b, slice(at, self.n))):
-            part.__dict__.update(self.__dict__)
-            part.x = self.x[sl]
-            part.y = None if self.y is None else self.y[sl]
-            part.n = sl.stop - sl.start
-        return a, b
+        """(the first ``at`` samples, the rest)."""
+        return self.window(0, at), self.window(at, self.n)
 
     def shard(self, rank: int, world: int):
         """Contiguous block ``rank`` of ``world`` (for validation data); may be empty."""
-        lo, hi = self.n * rank // world, self.n * (rank + 1) // world
-        part = object.__new__(ArrayData)
-        part.__dict__.update(self.__dict__)
-        part.x = self.x[lo:hi]
-        part.y = None if self.y is None else self.y[lo:hi]
-        part.n = hi - lo
-        return part
+        return self.window(self.n * rank // world, self.n * (rank + 1) // world)
 
     # -- gathering --------------------------------------------------------------
     def _buffers(self, slot: dict, size: int):
@@ -157,15 +160,19 @@ class ArrayData:
         if idx is None and not self.any_lazy:
             return self.x[lo:hi], (None if self.y is None else self.y[lo:hi])
         xb, yb = self._buffers(slot, size)
+        # in-memory arrays of a lazy source are sliced views (offset 0), lazy ones
+        # are whole and read at lo + offset
+        xoff = self.lo if self.lazy else 0
+        yoff = self.lo if self.y_lazy else 0
         if idx is not None:
             order = np.argsort(idx, kind="stable") if self.any_lazy else None
-            self._take(self.x, idx, order, xb, self.lazy)
+            self._take(self.x, idx, order, xb, self.lazy, xoff)
             if self.y is not None:
-                self._take(self.y, idx, order, yb, self.y_lazy)
+                self._take(self.y, idx, order, yb, self.y_lazy, yoff)
         else:
-            np.copyto(xb, self.x[lo:hi], casting="unsafe")
+            np.copyto(xb, self.x[xoff + lo:xoff + hi], casting="unsafe")
             if self.y is not None:
-                np.copyto(yb, self.y[lo:hi], casting="unsafe")
+                np.copyto(yb, self.y[yoff + lo:yoff + hi], casting="unsafe")
         if self.lazy:
             where = f" of the batch of samples {lo}..{hi - 1}" if idx is None else \
                 " of a batch read from the memory-mapped input"
@@ -175,12 +182,12 @@ class ArrayData:
         return xb, yb
 
     @staticmethod
-    def _take(src, idx, order, out, lazy):
+    def _take(src, idx, order, out, lazy, offset=0):
         if not lazy:
             np.take(src, idx, axis=0, out=out, mode="clip")
             return
         # read the rows in file order (sequential pages), place them in batch order
-        rows = np.asarray(src[idx[order]])
+        rows = np.asarray(src[idx[order] + offset])
         out[order] = rows
 
 

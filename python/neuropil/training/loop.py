@@ -313,6 +313,8 @@ class Trainer:
         stopped = self._run_batches(order)
         if stopped == "interrupt":
             return False
+        if stopped == "empty":
+            return True
         logs = self._epoch_logs()
         self.cblist.on_epoch_end(epoch, logs)
         self.epoch = epoch + 1
@@ -386,12 +388,7 @@ class Trainer:
         xb, yb, sizes = (None, None, None) if item is None else item
         has_data = xb is not None
         if not has_data and not self.distributed:
-            if self.plan is None and self.batch == 0 and self.epoch > self.initial_epoch:
-                warnings.warn(f"{fn}: the iterable of batches ran out of data at the start "
-                              f"of epoch {self.epoch + 1}; stopping (pass a re-iterable "
-                              f"source, or steps_per_epoch)", RuntimeWarning, stacklevel=4)
-                self.model.stop_training = True
-            return "end"
+            return self._out_of_data()
         b = self.batch
         size = len(xb) if has_data else 0
         if self.batch_logs:
@@ -415,7 +412,7 @@ class Trainer:
             finite = True
         if self.distributed:
             if not self._reduce(size, sizes, has_data, finite, value, b):
-                return "end"
+                return self._out_of_data()
         self.optimizer.step()
         if has_data:
             self.total_loss += value * _weight(loss, size)
@@ -439,6 +436,16 @@ class Trainer:
         if model.stop_training:
             return "stop"
         return None
+
+    def _out_of_data(self):
+        """The iterable ended (on every rank). At an epoch's start: stop training."""
+        if self.batch > 0:
+            return "end"
+        warnings.warn(f"fit: the iterable of batches ran out of data at the start of epoch "
+                      f"{self.epoch + 1}; stopping (pass a re-iterable source, or "
+                      f"steps_per_epoch)", RuntimeWarning, stacklevel=5)
+        self.model.stop_training = True
+        return "empty"
 
     def _reduce(self, size, sizes, has_data, finite, value, b) -> bool:
         """Sum the gradients over ranks (weighted by batch sizes); False when no rank

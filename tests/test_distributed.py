@@ -37,8 +37,8 @@ MPIEXEC, WHY = _mpiexec()
 needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason=WHY)
 
 
-def run_mpi(n, *args, timeout=60, script=WORKER, check=True):
-    env = dict(os.environ)
+def run_mpi(n, *args, timeout=60, script=WORKER, check=True, **extra_env):
+    env = dict(os.environ, **extra_env)
     env.pop("NEUROPIL_NUM_THREADS", None)
     cmd = [MPIEXEC, "-n", str(n), sys.executable, str(script), *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
@@ -145,6 +145,37 @@ def test_ranks_stay_identical_and_match_one_process(ranks):
     CNN, LSTM; SGD and Adam; the last step split unevenly, a rank with no sample)."""
     proc = run_mpi(ranks, "equivalence")
     assert f"OK equivalence on {ranks} ranks" in proc.stdout
+
+
+@needs_mpi
+def test_overlapped_allreduce_gives_the_same_training():
+    proc = run_mpi(2, "equivalence", NEUROPIL_ALLREDUCE_OVERLAP="1")
+    assert "OK equivalence on 2 ranks" in proc.stdout
+
+
+def test_gradient_ready_hooks_mark_layers_as_backward_finishes_them():
+    neuropil.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
+    r = dist.GradientReducer(model.parameters(), bucket_bytes=1)  # a bucket per parameter
+    order = []
+    mark = r.mark_ready
+    r.mark_ready = lambda p: (order.append(p), mark(p))
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    with dist.gradient_ready_hooks(model, r) as reset:
+        for _ in range(2):
+            reset()
+            r.start()
+            order.clear()
+            model.eval()
+            model.forward(x)  # an eval pass (validation) in between must not confuse it
+            model.train()
+            out = model.forward(x)
+            assert order == []
+            model.backward_params(np.ones_like(out))
+            first, last = model[0], model[2]
+            assert order == [last.weight, last.bias, first.weight, first.bias]
+            r.finish()
+    assert "forward" not in model[0].__dict__ and "backward" not in model[2].__dict__
 
 
 @needs_mpi

@@ -25,8 +25,10 @@ inside its loop.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import time
 import traceback
 import weakref
 
@@ -375,6 +377,8 @@ class GradientReducer:
         if not all(p._grad is v for b in self.buckets for p, v in zip(b["params"], b["views"])):
             self._build()
         self._scale = float(scale)
+        self._ready_ids = set()
+        self.wait_seconds = 0.0
         for b in self.buckets:
             b["pending"] = len(b["params"])
             b["request"] = None
@@ -391,12 +395,16 @@ class GradientReducer:
     def mark_ready(self, p) -> None:
         """``p``'s gradient is final for this step (optional: enables overlap)."""
         i = self._bucket_of.get(id(p))
-        if i is None:
+        if i is None or id(p) in self._ready_ids:
             return
+        self._ready_ids.add(id(p))
         b = self.buckets[i]
         b["pending"] -= 1
         if b["pending"] == 0 and i != len(self.buckets) - 1:  # the last one carries extras
             self._launch(b)
+        for other in self.buckets:  # MPI progresses only inside MPI calls: poke it
+            if other["request"] is not None:
+                other["request"].Test()
 
     def finish(self, extras=None, post_scale: float = 1.0) -> np.ndarray:
         """Start the buckets not started yet, wait for all, apply ``post_scale``;
@@ -405,6 +413,7 @@ class GradientReducer:
         if self.extras:
             values = np.zeros(self.extras) if extras is None else np.asarray(extras, float)
             last["extra"][:] = values
+        t0 = time.perf_counter()
         for b in self.buckets:
             if b["request"] is None:
                 self._launch(b)
@@ -412,6 +421,7 @@ class GradientReducer:
             if b["request"] is not None:
                 b["request"].Wait()
                 b["request"] = None
+        self.wait_seconds = time.perf_counter() - t0  # the all-reduce time not hidden
         if post_scale != 1.0:
             for b in self.buckets:
                 if b["grads"].size:
@@ -424,6 +434,64 @@ class GradientReducer:
             for b in self.buckets:
                 if b["grads"].size:
                     F.scale_(b["grads"], factor)
+
+
+@contextlib.contextmanager
+def gradient_ready_hooks(model, reducer):
+    """Tell ``reducer`` when each layer's parameter gradients are final, so that their
+    bucket's all-reduce starts while the backward pass goes on (overlap).
+
+    A stand-in for a hook ``nn.Module`` should offer (called by the backward driver
+    after a leaf layer's last backward of the pass): for the duration of the block,
+    every leaf layer with trainable parameters gets instance-level wrappers of
+    ``forward`` (counting its training-mode calls) and ``backward``/``backward_params`` (marking its
+    parameters ready after the backward matching its last forward call). Parameters
+    shared between layers are left to ``finish``.
+    """
+    leaves = [m for m in model.modules() if not m._modules and
+              any(p.requires_grad for p in m._parameters.values())]
+    owners: dict = {}
+    for m in leaves:
+        for p in m._parameters.values():
+            owners[id(p)] = owners.get(id(p), 0) + 1
+    calls: dict = {}
+    active: set = set()
+
+    def wrap(m, name, is_forward):
+        original = getattr(m, name)
+        mine = [p for p in m._parameters.values() if p.requires_grad and owners[id(p)] == 1]
+
+        def forward(*args, **kwargs):
+            if m.training:  # eval passes (validation) have no backward
+                calls[id(m)] = calls.get(id(m), 0) + 1
+            return original(*args, **kwargs)
+
+        def backward(*args, **kwargs):
+            if id(m) in active:  # backward_params running backward: count once
+                return original(*args, **kwargs)
+            active.add(id(m))
+            try:
+                out = original(*args, **kwargs)
+            finally:
+                active.discard(id(m))
+            left = calls.get(id(m), 1) - 1
+            calls[id(m)] = left
+            if left <= 0:
+                for p in mine:
+                    reducer.mark_ready(p)
+            return out
+        object.__setattr__(m, name, forward if is_forward else backward)
+
+    try:
+        for m in leaves:
+            wrap(m, "forward", True)
+            wrap(m, "backward", False)
+            wrap(m, "backward_params", False)
+        yield calls.clear  # call at the start of each training step
+    finally:
+        for m in leaves:
+            for name in ("forward", "backward", "backward_params"):
+                m.__dict__.pop(name, None)
 
 
 _reducers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -439,6 +507,12 @@ def reducer_for(model, bucket_bytes: int = DEFAULT_BUCKET_BYTES, extras: int = 0
         r = GradientReducer(params, bucket_bytes, extras)
         _reducers[model] = r
     return r
+
+
+def overlap_requested() -> bool:
+    """Whether fit overlaps the all-reduce with the backward pass
+    (``NEUROPIL_ALLREDUCE_OVERLAP=1``; off by default: see docs/scaling.md)."""
+    return os.environ.get("NEUROPIL_ALLREDUCE_OVERLAP", "0").strip() not in ("", "0")
 
 
 def allreduce_gradients(model, bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> None:

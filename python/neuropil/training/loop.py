@@ -20,6 +20,7 @@ inside the loop prints its traceback and aborts the whole job.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
@@ -266,8 +267,11 @@ class Trainer:
         model.stop_training = getattr(model, "stop_training", False) if path else False
         model.train()
         interrupted = False
-        with InterruptGuard(announce=self.rank == 0) as guard:
+        hooks = dist.gradient_ready_hooks(model, self.reducer) if self.distributed and \
+            dist.overlap_requested() else contextlib.nullcontext(None)
+        with InterruptGuard(announce=self.rank == 0) as guard, hooks as reset_hooks:
             self.guard = guard
+            self.reset_hooks = reset_hooks
             try:
                 self.cblist.on_train_begin({})
                 while self.epoch < self.epochs and not model.stop_training:
@@ -394,6 +398,8 @@ class Trainer:
         if self.batch_logs:
             self.cblist.on_batch_begin(b, {"batch": b, "size": size})
         self.optimizer.zero_grad()
+        if self.distributed:  # before backward: buckets may start during it
+            self._start_reduce(size, sizes)
         value = 0.0
         pred = None
         if has_data:
@@ -447,17 +453,25 @@ class Trainer:
         self.model.stop_training = True
         return "empty"
 
-    def _reduce(self, size, sizes, has_data, finite, value, b) -> bool:
-        """Sum the gradients over ranks (weighted by batch sizes); False when no rank
-        had data (the iterable is exhausted everywhere)."""
+    def _start_reduce(self, size, sizes):
+        """Each rank's gradient is pre-scaled by its batch size when sizes differ (then
+        divided by the total): the sum over ranks is the gradient of the mean loss
+        over all of the step's samples, as one process with the whole batch gets."""
         mean = getattr(self.loss, "reduction", "mean") == "mean"
         if sizes is not None:  # array data: every rank's size is known in advance
             uniform = len(set(sizes)) == 1
             pre = 1.0 if (uniform or not mean) else float(size)
         else:
             pre = float(size) if mean else 1.0
-        r = self.reducer
-        r.start(pre)
+        self._pre, self._mean = pre, mean
+        if self.reset_hooks is not None:
+            self.reset_hooks()
+        self.reducer.start(pre)
+
+    def _reduce(self, size, sizes, has_data, finite, value, b) -> bool:
+        """Finish the step's all-reduce; False when no rank had data (the iterable is
+        exhausted everywhere)."""
+        pre, mean, r = self._pre, self._mean, self.reducer
         extras = np.zeros(_EXTRAS)
         extras[_WEIGHT] = pre if mean else 1.0
         extras[_HAS_DATA] = 1.0 if has_data else 0.0

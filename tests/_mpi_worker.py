@@ -45,6 +45,16 @@ class SameEverywhere(callbacks.Callback):
         assert len(set(d)) == 1, f"ranks differ after step {self.steps}: {d}"
 
 
+class Residual(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(n, n), nn.Linear(n, n)
+        self.act, self.add = nn.ReLU(), nn.Add()
+
+    def forward(self, x):
+        return self.act(self.add(x, self.fc2(self.act(self.fc1(x)))))
+
+
 def models(kind, rng):
     neuropil.manual_seed(7)
     if kind == "mlp":
@@ -54,9 +64,12 @@ def models(kind, rng):
         m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Flatten(), nn.Linear(4 * 3 * 3, 3))
         x = rng.standard_normal((0, 1, 6, 6))
-    else:
+    elif kind == "lstm":
         m = nn.Sequential(nn.LSTM(3, 8), nn.LastStep(), nn.Linear(8, 3))
         x = rng.standard_normal((0, 5, 3))
+    else:  # a graph model: backward derived from the recorded forward
+        m = nn.Sequential(nn.Linear(6, 8), Residual(8), nn.Linear(8, 3))
+        x = rng.standard_normal((0, 6))
     return m.double(), x.shape[1:]
 
 
@@ -66,7 +79,7 @@ def equivalence():
     # 9 full global steps and a short tenth: uneven shards (R=3: sizes 1, 1, 0)
     n = (steps - 1) * R * b + R - 1
     rng = np.random.default_rng(0)
-    for kind in ("mlp", "cnn", "lstm"):
+    for kind in ("mlp", "cnn", "lstm", "graph"):
         for opt_name in ("sgd", "adam"):
             model, shape = models(kind, rng)
             x = np.random.default_rng(1).standard_normal((n,) + shape)
@@ -118,8 +131,11 @@ def raise_at_step_3():
 
 def threads():
     dist.init()
-    print(f"rank {dist.rank()} of {dist.world_size()} local {dist.local_rank()} of "
-          f"{dist.local_size()} threads {neuropil.get_num_threads()}", flush=True)
+    lines = dist.allgather_object(
+        f"rank {dist.rank()} of {dist.world_size()} local {dist.local_rank()} of "
+        f"{dist.local_size()} threads {neuropil.get_num_threads()}")
+    if dist.rank() == 0:  # one writer: lines of two processes may interleave
+        print("\n".join(lines), flush=True)
 
 
 class KillAt(callbacks.Callback):

@@ -142,7 +142,8 @@ def test_epoch_plan_covers_every_sample_once(n, world, b):
 def test_ranks_stay_identical_and_match_one_process(ranks):
     """After every step all ranks hold bitwise the same parameters and optimizer
     state, and R ranks x batch b equal one process x batch R*b after 10 steps (MLP,
-    CNN, LSTM; SGD and Adam; the last step split unevenly, a rank with no sample)."""
+    CNN, LSTM, a graph model with a skip; SGD and Adam; the last step split unevenly, a
+    rank with no sample)."""
     proc = run_mpi(ranks, "equivalence")
     assert f"OK equivalence on {ranks} ranks" in proc.stdout
 

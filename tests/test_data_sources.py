@@ -200,3 +200,15 @@ def test_prefetcher_stays_one_ahead_and_reports_errors():
     pf = Prefetcher(lambda i, slot: None if i == 2 else i, None)
     assert [pf.next(), pf.next(), pf.next(), pf.next()] == [0, 1, None, None]
     pf.close()
+
+
+def test_iterable_validation_data_and_bad_pairs():
+    x, y = blobs(n=64)
+    model, opt = model_and_opt()
+    hist = model.fit(x, y, loss="cross_entropy", optimizer=opt, epochs=2, verbose=0,
+                     validation_data=Loader(x[:20], y[:20], 6))
+    ref = model.evaluate(x[:20], y[:20], loss="cross_entropy")
+    assert hist.history["val_loss"][-1] == pytest.approx(ref["loss"], rel=1e-6)
+    with pytest.raises(ValueError, match="validation_data must be a pair"):
+        model.fit(x, y, loss="cross_entropy", optimizer=opt, verbose=0,
+                  validation_data=(x, y, y))

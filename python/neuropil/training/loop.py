@@ -94,16 +94,17 @@ class Trainer:
         self.data = D.as_source(fn, x, y, dtype, steps=steps_per_epoch)
         self.val = None
         if validation_data is not None:
-            if D.is_lazy(validation_data) or not isinstance(validation_data, (tuple, list)) \
-                    or len(validation_data) != 2:
-                if isinstance(validation_data, (tuple, list)) or D.is_lazy(validation_data) \
-                        or isinstance(validation_data, np.ndarray):
-                    raise ValueError(f"{fn}: validation_data must be a pair (x_val, y_val) "
-                                     f"or an iterable of (x, y) batches")
-                self.val = D.IterableData(fn, validation_data, dtype)
-            else:
+            pair = isinstance(validation_data, (tuple, list)) and len(validation_data) == 2
+            arrays = isinstance(validation_data, (tuple, list, np.ndarray)) or \
+                D.is_lazy(validation_data)
+            if pair:
                 self.val = D.ArrayData(fn, validation_data[0], validation_data[1], dtype,
                                        names=("validation_data[0]", "validation_data[1]"))
+            elif arrays:
+                raise ValueError(f"{fn}: validation_data must be a pair (x_val, y_val) "
+                                 f"or an iterable of (x, y) batches")
+            else:  # an iterable of batches, evaluated whole after every epoch
+                self.val = D.IterableData(fn, validation_data, dtype)
         elif validation_split > 0:
             if self.data.kind != "array":
                 raise ValueError(f"{fn}: validation_split needs arrays; with an iterable of "
@@ -299,9 +300,11 @@ class Trainer:
                 self.data.kind == "array" else None
         # resuming mid-epoch: redraw this epoch's permutation, then continue the
         # generators from where the checkpoint left them
+        if not (self.shuffle and self.data.kind == "array"):
+            return None
         now = _rng_state(self.gen)
         _set_rng_state(self.gen, self.epoch_rng_state)
-        order = self.gen.permutation(self.data.n) if self.shuffle else None
+        order = self.gen.permutation(self.data.n)
         _set_rng_state(self.gen, now)
         return order
 

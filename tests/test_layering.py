@@ -1,6 +1,7 @@
 """The Python layer's imports run one way (DESIGN.md):
 
-    _kernels, _random, io  <-  functional  <-  nn  <-  optim  <-  callbacks  <-  training
+    _kernels, _random, io  <-  functional  <-  nn  <-  optim  <-  distributed  <-  callbacks
+        <-  training, checkpoint
 
 No module imports a layer above its own, not even lazily inside a function. Modules
 outside the chain (image, datasets, testing, _config) sit where their imports put them.
@@ -18,8 +19,9 @@ RANK = {
     "functional": 1, "_config": 1, "image": 2, "datasets": 0,
     "nn": 2, "testing": 2,
     "optim": 3,
-    "callbacks": 4,
-    "training": 5,
+    "distributed": 4,
+    "callbacks": 5,
+    "training": 6, "checkpoint": 6,
 }
 
 

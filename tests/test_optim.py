@@ -353,3 +353,45 @@ def test_reduce_lr_on_plateau_pytorch_semantics():
         optim.ReduceLROnPlateau(opt, factor=1.0)
     with pytest.raises(ValueError, match="mode"):
         optim.ReduceLROnPlateau(opt, mode="up")
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, l1=0.01),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
+    lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.1),
+    lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.1, amsgrad=True),
+], ids=["sgd", "nesterov", "adam", "amsgrad"])
+def test_frozen_parameters_are_left_alone(make):
+    """requires_grad=False (what Module.requires_grad_(False) sets): no update, no weight
+    decay, no state created or changed, even with a non-zero gradient; unfreezing
+    resumes from the state it had."""
+    rng = np.random.default_rng(0)
+    live = nn.Parameter(rng.standard_normal((3, 4)))
+    frozen = nn.Parameter(rng.standard_normal(5))
+    opt = make([live, frozen])
+    for _ in range(2):  # both train for a while: frozen gets state
+        opt.zero_grad()
+        live.grad[:] = rng.standard_normal(live.shape)
+        frozen.grad[:] = rng.standard_normal(frozen.shape)
+        opt.step()
+    frozen.requires_grad = False
+    data = frozen.data.copy()
+    state = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+             for k, v in opt.state[frozen].items()}
+    live_before = live.data.copy()
+    for _ in range(3):
+        opt.zero_grad()
+        live.grad[:] = rng.standard_normal(live.shape)
+        frozen.grad[:] = 1.0  # a stale gradient must not be applied either
+        opt.step()
+    np.testing.assert_array_equal(frozen.data, data)
+    assert set(opt.state[frozen]) == set(state)
+    for k, v in state.items():
+        np.testing.assert_array_equal(opt.state[frozen][k], v)
+    assert not np.array_equal(live.data, live_before)
+    # never trained at all: no state is created
+    fresh = nn.Parameter(np.ones(3), requires_grad=False)
+    opt2 = make([fresh])
+    fresh.grad[:] = 1.0
+    opt2.step()
+    assert fresh not in opt2.state and np.array_equal(fresh.data, np.ones(3))

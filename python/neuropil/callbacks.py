@@ -8,6 +8,12 @@
 the same names prefixed ``val_``. A callback sees the model as ``self.model``
 and the optimizer as ``self.optimizer``; setting ``self.model.stop_training =
 True`` ends training after the current batch.
+
+Checkpoints (``neuropil.checkpoint.BackupAndRestore``) save each callback's
+``state_dict()`` and, on resume, hand it to ``load_state_dict`` *before*
+``on_train_begin``, which then keeps the restored state instead of resetting it.
+Under MPI every rank runs every callback with the same logs (so they decide the
+same way); only rank 0 prints or writes files.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import warnings
 
 import numpy as np
 
+from . import distributed as dist
 from .optim.lr_scheduler import ReduceLROnPlateau
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
@@ -39,6 +46,20 @@ class Callback:
 
     def set_params(self, params: dict) -> None:
         self.params = params
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must hold to resume this callback exactly (override in
+        callbacks that keep state across epochs; values: numbers, strings, lists,
+        dicts and numpy arrays)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict()``'s result; called before ``on_train_begin``."""
+
+    def _take_resumed(self) -> bool:
+        """True once after ``load_state_dict`` (on_train_begin then keeps the state)."""
+        resumed = self.__dict__.pop("_resumed", False)
+        return resumed
 
     def on_train_begin(self, logs=None): pass
     def on_train_end(self, logs=None): pass
@@ -104,8 +125,18 @@ class History(Callback):
         self.epoch: list[int] = []
 
     def on_train_begin(self, logs=None):
+        if self._take_resumed():
+            return
         self.epoch = []
         self.history = {}
+
+    def state_dict(self) -> dict:
+        return {"epoch": list(self.epoch), "history": {k: list(v) for k, v in self.history.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = list(state["epoch"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self._resumed = True
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
@@ -206,11 +237,23 @@ class EarlyStopping(Callback):
         return value - self.min_delta > reference
 
     def on_train_begin(self, logs=None):
+        if self._take_resumed():
+            return
         self.wait = 0
         self.stopped_epoch = 0
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_weights = None
         self.best_epoch = 0
+
+    def state_dict(self) -> dict:
+        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best": self.best,
+                "best_epoch": self.best_epoch, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.best_weights = state["best_weights"]
+        self._resumed = True
 
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
@@ -236,13 +279,19 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.restore_best_weights and self.best_weights is not None:
-                if self.verbose > 0:
-                    print(f"Restoring model weights from the end of the best epoch: "
-                          f"{self.best_epoch + 1}.")
-                self.model.load_state_dict(self.best_weights)
+                self._restore()
+
+    def _restore(self):
+        if self.verbose > 0 and dist.rank() == 0:
+            print(f"Restoring model weights from the end of the best epoch: "
+                  f"{self.best_epoch + 1}.")
+        self.model.load_state_dict(self.best_weights)
 
     def on_train_end(self, logs=None):
-        if self.stopped_epoch > 0 and self.verbose > 0:
+        if (logs or {}).get("interrupted") and self.restore_best_weights and \
+                self.best_weights is not None:
+            self._restore()  # Ctrl-C: leave the best model seen, as asked
+        if self.stopped_epoch > 0 and self.verbose > 0 and dist.rank() == 0:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
 
 
@@ -267,7 +316,16 @@ class ModelCheckpoint(Callback):
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_train_begin(self, logs=None):
+        if self._take_resumed():
+            return
         self.best = math.inf if self.mode == "min" else -math.inf
+
+    def state_dict(self) -> dict:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = float(state["best"])
+        self._resumed = True
 
     def _file(self, epoch, logs):
         try:
@@ -289,12 +347,14 @@ class ModelCheckpoint(Callback):
             better = current < self.best if self.mode == "min" else current > self.best
             if not better:
                 return
-            if self.verbose > 0:
+            if self.verbose > 0 and dist.rank() == 0:
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
                       f"{current:.5f}, saving model to {path}")
             self.best = current
-        elif self.verbose > 0:
+        elif self.verbose > 0 and dist.rank() == 0:
             print(f"Epoch {epoch + 1}: saving model to {path}")
+        if dist.rank() != 0:  # every rank holds the same weights: one writer
+            return
         self.model.save(path, metadata={"epoch": str(epoch + 1),
                                         **{k: repr(float(v)) for k, v in logs.items()}})
 
@@ -314,14 +374,42 @@ class CSVLogger(Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
+        if dist.rank() != 0:  # one log per job
+            self._file = None
+            self._take_resumed()
+            return
+        if self._take_resumed():
+            # continue the file where the checkpoint left it (rows written after the
+            # checkpoint by the killed run are cut off)
+            self._file = open(self.filename, "r+" if os.path.exists(self.filename) else "w",
+                              newline="")
+            self._file.truncate(self._offset)
+            self._file.seek(self._offset)
+            if self.keys is not None:
+                self._writer = csv.DictWriter(self._file, fieldnames=["epoch"] + self.keys,
+                                              delimiter=self.sep, extrasaction="ignore")
+            return
         has_header = (self.append and os.path.exists(self.filename)
                       and os.path.getsize(self.filename) > 0)
         self._file = open(self.filename, "a" if self.append else "w", newline="")
         self._has_header = has_header
         self.keys = None
 
+    def state_dict(self) -> dict:
+        offset = self._file.tell() if self._file is not None else 0
+        return {"keys": self.keys, "offset": offset,
+                "has_header": bool(getattr(self, "_has_header", False))}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.keys = None if state["keys"] is None else list(state["keys"])
+        self._offset = int(state["offset"])
+        self._has_header = bool(state["has_header"])
+        self._resumed = True
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if self._file is None:
+            return
         if self.keys is None:
             self.keys = sorted(logs)
             self._writer = csv.DictWriter(self._file, fieldnames=["epoch"] + self.keys,
@@ -357,6 +445,14 @@ class LRScheduler(Callback):
         self.scheduler = scheduler
         self.monitor = monitor
 
+    def state_dict(self) -> dict:
+        return {"scheduler": self.scheduler.state_dict()} \
+            if hasattr(self.scheduler, "state_dict") else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "scheduler" in state:
+            self.scheduler.load_state_dict(dict(state["scheduler"]))
+
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["lr"] = float(self.scheduler.optimizer.lr)
@@ -389,7 +485,7 @@ class LearningRateScheduler(Callback):
             raise ValueError(f"LearningRateScheduler: schedule returned lr={lr!r} at epoch "
                              f"{epoch}; expected a finite value >= 0")
         self.optimizer.lr = lr
-        if self.verbose > 0:
+        if self.verbose > 0 and dist.rank() == 0:
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
 
     def on_epoch_end(self, epoch, logs=None):

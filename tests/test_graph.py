@@ -631,3 +631,44 @@ def test_trace_lists_calls_values_and_shapes(rng):
     assert model.training  # restored
     single = trace(nn.Linear(4, 3), np.zeros((1, 4), np.float32))
     assert len(single.calls) == 1 and single.shapes[single.outputs[0]] == (1, 3)
+
+
+def test_post_accumulate_grad_hooks_fire_once_when_final(rng):
+    """Each hooked parameter fires once per backward, after its last use (tied weights:
+    after the second call), and only for trainable parameters."""
+    model = Shared()  # fc called twice
+    order = []
+    handles = [p.register_post_accumulate_grad_hook(
+        lambda p, name=name: order.append((name, p.grad.copy())))
+        for name, p in model.named_parameters()]
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    model(x)
+    model.zero_grad()
+    model.backward(np.ones((4, 3), np.float32))
+    assert [n for n, _ in order] == ["fc.weight", "fc.bias"]
+    np.testing.assert_array_equal(order[0][1], model.fc.weight.grad)  # final when fired
+    order.clear()
+    model.fc.bias.requires_grad_(False)
+    model(x)
+    model.backward(np.ones((4, 3), np.float32))
+    assert [n for n, _ in order] == ["fc.weight"]
+    for h in handles:
+        h.remove()
+    order.clear()
+    model(x)
+    model.backward(np.ones((4, 3), np.float32))
+    assert order == []
+    with pytest.raises(TypeError, match="callable"):
+        model.fc.weight.register_post_accumulate_grad_hook(3)
+
+
+def test_hooks_fire_layer_by_layer_during_the_backward(rng):
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    seen = []
+    model[0].weight.register_post_accumulate_grad_hook(lambda p: seen.append("first"))
+    model[2].weight.register_post_accumulate_grad_hook(lambda p: seen.append("last"))
+    original = model[0].backward_params
+    model[0].backward_params = lambda g: (seen.append("first layer runs"), original(g))
+    model(rng.standard_normal((2, 3)).astype(np.float32))
+    model.backward(np.ones((2, 2), np.float32))
+    assert seen == ["last", "first layer runs", "first"]  # the last layer's fired early

@@ -438,60 +438,21 @@ class GradientReducer:
 
 @contextlib.contextmanager
 def gradient_ready_hooks(model, reducer):
-    """Tell ``reducer`` when each layer's parameter gradients are final, so that their
-    bucket's all-reduce starts while the backward pass goes on (overlap).
+    """Tell ``reducer`` when each parameter's gradient is final, so that its bucket's
+    all-reduce starts while the backward pass goes on (overlap).
 
-    A stand-in for a hook ``nn.Module`` should offer (called by the backward driver
-    after a leaf layer's last backward of the pass): for the duration of the block,
-    every leaf layer with trainable parameters gets instance-level wrappers of
-    ``forward`` (counting its training-mode calls) and ``backward``/``backward_params`` (marking its
-    parameters ready after the backward matching its last forward call). Parameters
-    shared between layers are left to ``finish``.
+    Uses the parameters' post-accumulate-grad hooks, which a model's derived backward
+    fires as soon as a parameter's last layer call has run its backward (a parameter the
+    backward does not reach is left to the reducer's ``finish``). Yields a per-step reset
+    (nothing to reset: the hooks fire once per backward).
     """
-    leaves = [m for m in model.modules() if not m._modules and
-              any(p.requires_grad for p in m._parameters.values())]
-    owners: dict = {}
-    for m in leaves:
-        for p in m._parameters.values():
-            owners[id(p)] = owners.get(id(p), 0) + 1
-    calls: dict = {}
-    active: set = set()
-
-    def wrap(m, name, is_forward):
-        original = getattr(m, name)
-        mine = [p for p in m._parameters.values() if p.requires_grad and owners[id(p)] == 1]
-
-        def forward(*args, **kwargs):
-            if m.training:  # eval passes (validation) have no backward
-                calls[id(m)] = calls.get(id(m), 0) + 1
-            return original(*args, **kwargs)
-
-        def backward(*args, **kwargs):
-            if id(m) in active:  # backward_params running backward: count once
-                return original(*args, **kwargs)
-            active.add(id(m))
-            try:
-                out = original(*args, **kwargs)
-            finally:
-                active.discard(id(m))
-            left = calls.get(id(m), 1) - 1
-            calls[id(m)] = left
-            if left <= 0:
-                for p in mine:
-                    reducer.mark_ready(p)
-            return out
-        object.__setattr__(m, name, forward if is_forward else backward)
-
+    handles = [p.register_post_accumulate_grad_hook(reducer.mark_ready)
+               for p in model.parameters() if p.requires_grad]
     try:
-        for m in leaves:
-            wrap(m, "forward", True)
-            wrap(m, "backward", False)
-            wrap(m, "backward_params", False)
-        yield calls.clear  # call at the start of each training step
+        yield lambda: None
     finally:
-        for m in leaves:
-            for name in ("forward", "backward", "backward_params"):
-                m.__dict__.pop(name, None)
+        for h in handles:
+            h.remove()
 
 
 _reducers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

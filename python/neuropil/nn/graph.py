@@ -120,6 +120,30 @@ def bump_version() -> None:
     _VERSION[0] += 1
 
 
+_HOOKS = [0]  # parameters' post-accumulate-grad hooks registered (0: skip the bookkeeping)
+
+
+def hooks_changed(delta: int) -> None:
+    _HOOKS[0] += delta
+
+
+def _hook_schedule(nodes) -> dict:
+    """node index -> parameters whose gradient is final once that node's backward ran:
+    for each hooked parameter, the first call (in forward order) of any layer owning it."""
+    first: dict = {}
+    for i, node in enumerate(nodes):
+        m = node.module
+        if m is None:
+            continue
+        for p in m.parameters():
+            if getattr(p, "_hooks", None) and id(p) not in first:
+                first[id(p)] = (i, p)
+    out: dict = {}
+    for i, p in first.values():
+        out.setdefault(i, []).append(p)
+    return out
+
+
 def trainable(module) -> bool:
     """Whether ``module`` has a parameter that requires a gradient."""
     d = module.__dict__
@@ -503,6 +527,7 @@ class Recording:
             if w:
                 wmask |= 1 << k
         nodes = self.nodes
+        fire = _hook_schedule(nodes) if _HOOKS[0] else None
 
         acc: dict = {}
         for k, (ref, g) in enumerate(zip(self.out_refs, grads)):
@@ -517,6 +542,8 @@ class Recording:
             self._accumulate(acc, ref, g)
 
         for i in range(len(nodes) - 1, -1, -1):
+            if fire:
+                self._fire(fire, i + 1)
             node = nodes[i]
             if not (node.req or node.mask & wmask):
                 continue
@@ -562,6 +589,8 @@ class Recording:
                 if nd and g is not None:
                     self._accumulate(acc, ref, g)
 
+        if fire:
+            self._fire(fire, 0)
         result = []
         for k in range(n_in):
             g = acc.get((-1, k)) if want_in[k] else None
@@ -572,6 +601,14 @@ class Recording:
         if n_in == 1:
             return result[0]
         return tuple(result)
+
+    @staticmethod
+    def _fire(fire, i):
+        """Run the hooks of the parameters made final by node ``i``'s backward."""
+        for p in fire.pop(i, ()):
+            if p.requires_grad:
+                for hook in list(p._hooks):
+                    hook(p)
 
     def _wanted_inputs(self, input_grad, n_in, owner):
         if input_grad is None:

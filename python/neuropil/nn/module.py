@@ -58,7 +58,7 @@ class Parameter:
     update ``data`` in place, so references held by layers stay valid.
     """
 
-    __slots__ = ("data", "_grad", "_grad_zeroed", "_requires_grad")
+    __slots__ = ("data", "_grad", "_grad_zeroed", "_requires_grad", "_hooks")
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
         arr = np.array(data, dtype=dtype if dtype is not None else None, copy=True, order="C")
@@ -111,6 +111,21 @@ class Parameter:
     def zero_grad(self) -> None:
         self._grad_zeroed = True
 
+    def register_post_accumulate_grad_hook(self, hook) -> "_HookHandle":
+        """Call ``hook(param)`` once per model backward, as soon as this parameter's
+        gradient is final (its last layer call has run its backward), while the rest of
+        the backward goes on: what overlapping a gradient all-reduce needs (PyTorch's name).
+        Fires inside a model's derived backward. Returns a handle with ``remove()``."""
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, "
+                            f"got {type(hook).__name__}")
+        hooks = getattr(self, "_hooks", None)
+        if hooks is None:
+            hooks = self._hooks = []
+        hooks.append(hook)
+        graph.hooks_changed(+1)
+        return _HookHandle(self, hook)
+
     def _grad_for_write(self):
         """``(grad array, zeroed)``. With ``zeroed`` True the caller MUST overwrite every
         element (it is logically zero); either way the array is current afterwards."""
@@ -132,6 +147,17 @@ class Parameter:
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class _HookHandle:
+    def __init__(self, param, hook):
+        self.param, self.hook = param, hook
+
+    def remove(self) -> None:
+        hooks = getattr(self.param, "_hooks", None)
+        if hooks and self.hook in hooks:
+            hooks.remove(self.hook)
+            graph.hooks_changed(-1)
 
 
 def _recorded(forward):

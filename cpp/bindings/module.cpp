@@ -17,6 +17,8 @@ void register_rnn(py::module_& m);
 void register_elementwise(py::module_& m);
 void register_optim(py::module_& m);
 void register_tensor(py::module_& m);
+void register_norm(py::module_& m);
+void register_resample(py::module_& m);
 }  // namespace bind
 }  // namespace neuropil
 
@@ -91,4 +93,6 @@ PYBIND11_MODULE(_kernels, m) {
   bind::register_elementwise(m);
   bind::register_optim(m);
   bind::register_tensor(m);
+  bind::register_norm(m);
+  bind::register_resample(m);
 }

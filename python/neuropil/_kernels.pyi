@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'add', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'build_info', 'col2im', 'concat', 'conv2d_backward', 'conv2d_forward', 'conv_transpose2d_backward', 'conv_transpose2d_forward', 'cross_entropy', 'dropout', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'split', 'sum_squares']
+__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'add', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'build_info', 'col2im', 'concat', 'conv2d_backward', 'conv2d_forward', 'conv_transpose2d_backward', 'conv_transpose2d_forward', 'cross_entropy', 'dropout', 'dropout2d', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'split', 'sum_squares', 'upsample_backward', 'upsample_forward']
 def activation_backward(y: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     out = grad_out * act'(.) from the cached output y = act(x). out may be grad_out.
@@ -32,6 +32,14 @@ def avg_pool2d_backward(grad_out: numpy.ndarray, grad_input: numpy.ndarray, kern
     ...
 def avg_pool2d_forward(x: numpy.ndarray, out: numpy.ndarray, kernel: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], count_include_pad: bool, ceil_mode: bool = False) -> None:
     ...
+def batch_norm_backward(x: numpy.ndarray, grad_out: numpy.ndarray, weight: typing.Any, mean: numpy.ndarray, invstd: numpy.ndarray, batch_stats: bool, grad_input: typing.Any, grad_weight: typing.Any, grad_bias: typing.Any, beta_weight: typing.SupportsFloat | typing.SupportsIndex = 0.0, beta_bias: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> None:
+    """
+    Gradients of batch_norm from the saved mean/invstd; each output may be None. grad_input is overwritten; grad_weight/grad_bias = beta * old + gradient (beta 0 or 1).
+    """
+def batch_norm_forward(x: numpy.ndarray, weight: typing.Any, bias: typing.Any, running_mean: typing.Any, running_var: typing.Any, save_mean: numpy.ndarray, save_invstd: numpy.ndarray, out: numpy.ndarray, batch_stats: bool, momentum: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    out = (x - mean) * invstd * weight + bias over x (N, C, *); batch statistics (and a running-statistics update when given) or running statistics; writes save_mean, save_invstd (C,). See neuropil/norm.h.
+    """
 def bce_with_logits(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
     ...
 def bias_activation(x: numpy.ndarray, bias: typing.Any, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex) -> None:
@@ -75,6 +83,10 @@ def cross_entropy(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any 
 def dropout(x: numpy.ndarray, out: numpy.ndarray, p: typing.SupportsFloat | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, backward: bool = False) -> None:
     """
     inverted dropout with a counter-based mask keyed by seed (same for any thread count).
+    """
+def dropout2d(x: numpy.ndarray, out: numpy.ndarray, p: typing.SupportsFloat | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    channel dropout of x (N, C, H, W): whole (n, c) planes kept (scaled 1/(1-p)) or zeroed by a counter-based hash of (seed, n*C + c); the same call on grad_out is the backward.
     """
 def embedding_backward(dout: numpy.ndarray, indices: numpy.ndarray, dweight: numpy.ndarray) -> None:
     ...
@@ -146,4 +158,12 @@ def split(src: numpy.ndarray, outs: collections.abc.Sequence[numpy.ndarray], axi
     """
 def sum_squares(x: numpy.ndarray) -> float:
     ...
+def upsample_backward(grad_out: numpy.ndarray, grad_input: numpy.ndarray, mode: typing.SupportsInt | typing.SupportsIndex, scale_h: typing.SupportsFloat | typing.SupportsIndex, scale_w: typing.SupportsFloat | typing.SupportsIndex, align_corners: bool) -> None:
+    """
+    grad_input[N, C, H, W] = adjoint of upsample_forward applied to grad_out (overwritten; deterministic).
+    """
+def upsample_forward(x: numpy.ndarray, out: numpy.ndarray, mode: typing.SupportsInt | typing.SupportsIndex, scale_h: typing.SupportsFloat | typing.SupportsIndex, scale_w: typing.SupportsFloat | typing.SupportsIndex, align_corners: bool) -> None:
+    """
+    out[N, C, OH, OW] = nearest (mode 0) or bilinear (mode 1) resampling of x[N, C, H, W] with PyTorch's index rules; scale_h/scale_w: the scale factors given to interpolate (<= 0: none, the ratio of sizes is used). See neuropil/resample.h.
+    """
 __version__: str = '0.1.0'

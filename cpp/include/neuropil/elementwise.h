@@ -118,4 +118,14 @@ void dropout_forward(index_t n, double p, std::uint64_t seed, const T* x, T* y) 
 template <typename T>
 void dropout_backward(index_t n, double p, std::uint64_t seed, const T* dy, T* dx) noexcept;
 
+// dropout_channels (Dropout2d): x [P, S] seen as P = N*C planes of S = H*W elements;
+// keep_q = (splitmix64(seed + (q + 1) * 0x9E3779B97F4A7C15) >> 32) >= round(p * 2^32),
+// the hash above keyed by the plane index q = n*C + c:
+//   y[q, :] = keep_q ? x[q, :] / (1 - p) : 0      (0 <= p < 1)
+// Its backward is the same call on dy with the same seed (the mask is regenerated).
+// The mask depends only on (seed, q): identical for any thread count. In place allowed.
+template <typename T>
+void dropout_channels(index_t P, index_t S, double p, std::uint64_t seed, const T* x,
+                      T* y) noexcept;
+
 }  // namespace neuropil

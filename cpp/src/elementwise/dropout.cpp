@@ -34,7 +34,34 @@ void apply_mask(index_t n, double p, std::uint64_t seed, const T* x, T* y) {
   });
 }
 
+// Whole planes (Dropout2d): plane q kept or dropped by the hash of q. Parallel over
+// planes when the tensor is large; each plane is written by one thread.
+template <typename T>
+void apply_channel_mask(index_t P, index_t S, double p, std::uint64_t seed, const T* x, T* y) {
+  const std::uint64_t thr = drop_threshold(p);
+  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  parallel_for(P, threads_for(P * S), [&](index_t b, index_t e) {
+    for (index_t q = b; q < e; ++q) {
+      const std::uint64_t h =
+          splitmix64(seed + static_cast<std::uint64_t>(q + 1) * 0x9E3779B97F4A7C15ULL) >> 32;
+      const T* xq = x + q * S;
+      T* yq = y + q * S;
+      if (h >= thr) {
+        for (index_t i = 0; i < S; ++i) yq[i] = xq[i] * scale;
+      } else {
+        for (index_t i = 0; i < S; ++i) yq[i] = T(0);  // NaN in a dropped plane gives 0
+      }
+    }
+  });
+}
+
 }  // namespace
+
+template <typename T>
+void dropout_channels(index_t P, index_t S, double p, std::uint64_t seed, const T* x,
+                      T* y) noexcept {
+  if (P > 0 && S > 0) apply_channel_mask(P, S, p, seed, x, y);
+}
 
 template <typename T>
 void dropout_forward(index_t n, double p, std::uint64_t seed, const T* x, T* y) noexcept {
@@ -48,7 +75,9 @@ void dropout_backward(index_t n, double p, std::uint64_t seed, const T* dy, T* d
 
 #define NEUROPIL_INSTANTIATE(T)                                                            \
   template void dropout_forward<T>(index_t, double, std::uint64_t, const T*, T*) noexcept; \
-  template void dropout_backward<T>(index_t, double, std::uint64_t, const T*, T*) noexcept;
+  template void dropout_backward<T>(index_t, double, std::uint64_t, const T*, T*) noexcept; \
+  template void dropout_channels<T>(index_t, index_t, double, std::uint64_t, const T*,     \
+                                    T*) noexcept;
 NEUROPIL_INSTANTIATE(float)
 NEUROPIL_INSTANTIATE(double)
 #undef NEUROPIL_INSTANTIATE

@@ -9,7 +9,7 @@ name the functions; their modules stay importable as ``neuropil.functional.gemm`
 
 Modules: ``gemm``; ``dense`` (linear, activations, softmax); ``loss``; ``dropout``;
 ``optim`` (fused optimizer updates); ``conv``; ``pool``; ``rnn`` (and embeddings);
-``tensor`` (add, cat, split).
+``tensor`` (add, cat, split); ``norm`` (batch normalisation); ``resample`` (interpolate).
 """
 from __future__ import annotations
 
@@ -22,12 +22,17 @@ from .dense import _ACT, _activation_backward_into, _activation_into, _linear_ba
 from .dense import _linear_into
 from .loss import *  # noqa: F401,F403
 from .loss import _labels, _loss_into
-from .dropout import dropout, dropout_backward, _check_p
+from .dropout import dropout, dropout_backward, dropout2d, dropout2d_backward, _check_p
 from .optim import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
 from .tensor import *  # noqa: F401,F403
+from . import norm, resample
+from .norm import *  # noqa: F401,F403
+from .norm import _batch_norm_backward_into
+from .resample import *  # noqa: F401,F403
 
 __all__ = (["gemm"] + dense.__all__ + loss.__all__ + ["dropout", "dropout_backward"]
-           + optim.__all__ + conv.__all__ + pool.__all__ + rnn.__all__ + tensor.__all__)
+           + optim.__all__ + conv.__all__ + pool.__all__ + rnn.__all__ + tensor.__all__
+           + ["dropout2d", "dropout2d_backward"] + norm.__all__ + resample.__all__)

@@ -1,12 +1,13 @@
-"""Inverted dropout with counter-based masks (same mask for any thread count)."""
+"""Inverted dropout (elements, or whole channels) with counter-based masks (same mask for
+any thread count)."""
 from __future__ import annotations
 
 import numpy as np
 
 from .._random import get_rng
-from ._common import _float_input, _k, _out_for
+from ._common import _float_input, _float_tensor, _k, _out_for
 
-__all__ = ["dropout", "dropout_backward"]
+__all__ = ["dropout", "dropout_backward", "dropout2d", "dropout2d_backward"]
 
 
 def _check_p(p, fn: str) -> float:
@@ -46,3 +47,36 @@ def dropout_backward(grad_out, p: float, seed: int, *, out: np.ndarray | None = 
     _k.dropout(grad_out, out, p, int(seed), True)
     return out
 
+
+
+def dropout2d(x, p: float = 0.5, training: bool = True, *, seed: int | None = None, rng=None,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Channel dropout of ``x`` (N, C, H, W): each (n, c) plane is zeroed with probability
+    ``p``, the kept ones scaled by 1/(1-p) (PyTorch's ``F.dropout2d``).
+
+    The mask is a pure function of ``(seed, n*C + c)`` (the counter-based hash of
+    ``dropout``), the same for any thread count; ``dropout2d_backward`` with the same seed
+    applies it again. ``seed=None`` draws one from ``neuropil._random.get_rng(rng)``.
+    ``training=False`` (or p == 0) returns ``x`` unchanged. A dropped plane is 0 even
+    where ``x`` is NaN; NaN in a kept plane passes through.
+    """
+    p = _check_p(p, "dropout2d")
+    x = _float_tensor(x, "dropout2d", "x", 4, "(N, C, H, W)")
+    if not training or p == 0.0:
+        return x
+    if seed is None:
+        seed = int(get_rng(rng).integers(0, 2**63))
+    out = _out_for(x, out, "dropout2d")
+    _k.dropout2d(x, out, p, int(seed))
+    return out
+
+
+def dropout2d_backward(grad_out, p: float, seed: int, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of ``dropout2d(x, p, seed=seed)``: the same planes kept and scaled."""
+    p = _check_p(p, "dropout2d_backward")
+    grad_out = _float_tensor(grad_out, "dropout2d_backward", "grad_out", 4, "(N, C, H, W)")
+    if p == 0.0:
+        return grad_out
+    out = _out_for(grad_out, out, "dropout2d_backward")
+    _k.dropout2d(grad_out, out, p, int(seed))
+    return out

@@ -8,7 +8,7 @@ from .containers import Sequential, ModuleList, ModuleDict
 from .graph import no_grad, is_grad_enabled, detach
 from .linear import Linear, Identity, Flatten
 from .activation import ReLU, Sigmoid, Tanh, Softmax
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .loss import MSELoss, CrossEntropyLoss, BCEWithLogitsLoss
 from .rnn import RNN, LSTM, GRU, LastStep, TimeDistributed
 from .embedding import Embedding
@@ -19,7 +19,7 @@ __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
            "no_grad", "is_grad_enabled", "detach",
            "Linear", "Identity", "Flatten",
            "ReLU", "Sigmoid", "Tanh", "Softmax",
-           "Dropout",
+           "Dropout", "Dropout2d",
            "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss",
            "RNN", "LSTM", "GRU", "LastStep", "TimeDistributed", "Embedding",
            "Concat", "Add", "utils"]
@@ -29,3 +29,9 @@ from .pool import MaxPool2d, AvgPool2d  # noqa: E402
 from .summary import summary  # noqa: E402  (also attaches Module.summary)
 
 __all__ += ["Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "summary"]
+
+from .normalization import BatchNorm1d, BatchNorm2d  # noqa: E402
+from .upsampling import Upsample, UpsamplingNearest2d, UpsamplingBilinear2d  # noqa: E402
+
+__all__ += ["BatchNorm1d", "BatchNorm2d", "Upsample", "UpsamplingNearest2d",
+            "UpsamplingBilinear2d"]

@@ -53,7 +53,7 @@ def test_drop_rate(p):
 
 def test_layer_train_eval_and_reproducibility(rng):
     x = rng.standard_normal((8, 16, 4, 4)).astype(np.float32) + 3
-    layer = nn.Dropout2d(0.5, rng=np.random.default_rng(0))
+    layer = nn.Dropout2d(0.5, rng=0)
     y = layer(x)
     kept = _plane_mask(y)
     assert 0.25 < kept.mean() < 0.75
@@ -61,6 +61,8 @@ def test_layer_train_eval_and_reproducibility(rng):
     np.testing.assert_array_equal(_plane_mask(g), kept)
     y2 = layer(x).copy()
     assert not np.array_equal(_plane_mask(y2), kept)  # a fresh mask each forward
+    d = nn.Dropout(0.5, rng=0)  # an int rng seeds one generator, not one per forward
+    assert not np.array_equal(d(x).copy(), d(x))
     layer.eval()
     assert layer(x) is x and layer.backward(x) is x
     assert repr(layer) == "Dropout2d(p=0.5)"

@@ -24,7 +24,10 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
         self.p = F._check_p(p, type(self).__name__)
-        self._rng = rng
+        # An int seed becomes one Generator here: resolved per call, it would restart
+        # from the same seed and give the same mask at every forward. None stays None,
+        # so the global generator (neuropil.manual_seed) is read at each call.
+        self._rng = None if rng is None else get_rng(rng)
         self._seed = None  # None: the last forward was the identity
         self._shape = None
 

@@ -10,13 +10,13 @@ from neuropil.testing import gradcheck
 
 DTYPES = [np.float32, np.float64]
 
-# Shapes chosen to hit every reduction path of the kernel: (N, C) rows along the
-# channels (L = 1, several row chunks and channel blocks), short rows (L < 64, blocks of
-# channels), long rows (L >= 64, one channel per unit), rows longer than one chunk
-# (L > 4096, split into pieces), batch 1, C = 1, C = 17, 1x1 spatial.
+# Shapes chosen to hit every reduction path of the kernel: short rows (L < 64: blocks of
+# channels, several row chunks and channel blocks, a partial last block; L = 1 is (N, C)),
+# long rows (L >= 64, one channel per unit), rows longer than one chunk (L > 4096, split
+# into pieces), batch 1, C = 1, C = 17, 1x1 spatial.
 SHAPES = [
     (2, 1), (7, 17), (300, 70),                   # (N, C)
-    (2, 17, 7), (1, 3, 65), (3, 2, 5000),          # (N, C, L)
+    (2, 17, 7), (40, 50, 30), (1, 3, 65), (3, 2, 5000),  # (N, C, L)
     (1, 1, 1, 2), (2, 17, 1, 1), (5, 3, 7, 9),     # (N, C, H, W)
     (2, 4, 8, 8), (1, 2, 70, 70), (130, 3, 2, 2),
 ]

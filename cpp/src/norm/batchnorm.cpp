@@ -4,9 +4,9 @@
 // batch rows, or a piece of one long row) that depend only on (N, C, L). A work unit is
 // one chunk of a block of channels; units run on any thread, each writes its own
 // partials, and every channel folds its chunk partials in chunk order, in double. So
-// the bits never depend on the thread count. Within a unit, a channel's elements are
-// summed in T over 8 lanes in a fixed order (at most 4096 elements per chunk; each
-// lane adds at most 512 values), the lanes folded in order.
+// the bits never depend on the thread count. Within a unit (at most 4096 elements of a
+// channel) sums are taken in T, in a fixed order: over 16 lanes for long rows, or per
+// row position for short rows (see Plan), then folded in order in double.
 //
 // Forward statistics take two passes over a unit while it is in cache: the chunk sum
 // gives a centre m, then sum (x - m) and sum (x - m)^2 give the chunk's exact mean and
@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "neuropil/parallel.h"
@@ -23,35 +24,47 @@
 namespace neuropil {
 namespace {
 
-constexpr index_t kChunk = 4096;        // at most this many elements of one channel per chunk
-constexpr index_t kPlanarMinL = 64;     // rows this long are reduced one channel at a time
-constexpr index_t kChannelBlock = 64;   // shorter rows: units cover blocks of channels
-constexpr int kLanes = 8;
+constexpr index_t kChunk = 4096;       // long rows: at most this many elements of a channel per chunk
+constexpr index_t kPlanarMinL = 64;    // rows this long are reduced one channel at a time
+constexpr index_t kBlockElems = 1024;  // short rows: a unit's channel block spans <= this per row
+constexpr index_t kMaxBlockChannels = 64;
+constexpr index_t kUnitElems = 16384;  // short rows: elements per unit (a pass-2 re-read from cache)
+constexpr int kLanes = 16;
 
 // Memory-bound passes: a second thread pays off only on large tensors (waking the pool
 // costs microseconds, and milliseconds when the host has descheduled a vCPU).
 int threads_for(index_t work) { return work >= (index_t(1) << 16) ? get_num_threads() : 1; }
 
 // The fixed chunking of a channel's elements, and the work units over it.
+// Long rows (L >= kPlanarMinL, "planar"): a unit is one channel of one chunk (several
+// whole rows, or one piece of a row longer than kChunk), summed over 16 lanes.
+// Short rows: a unit is a block of channels whose per-row span (cblock * L elements) is
+// contiguous; every row of the chunk is added elementwise into a span-sized
+// accumulator, whose L entries per channel are folded at the end of the unit.
 struct Plan {
   index_t N, C, L;
+  bool planar;
   index_t rows;    // batch rows per chunk
   index_t pieces;  // pieces per row (> 1 only when L > kChunk)
   index_t chunks;  // chunks per channel
   index_t cblock;  // channels per unit
   index_t cblocks;
 
-  Plan(index_t n, index_t c, index_t l) : N(n), C(c), L(l) {
-    const bool planar = L >= kPlanarMinL;
-    cblock = planar ? 1 : kChannelBlock;
-    cblocks = (C + cblock - 1) / cblock;
-    if (L > kChunk) {
-      rows = 1;
-      pieces = (L + kChunk - 1) / kChunk;
+  Plan(index_t n, index_t c, index_t l) : N(n), C(c), L(l), planar(l >= kPlanarMinL) {
+    pieces = 1;
+    if (planar) {
+      cblock = 1;
+      if (L > kChunk) {
+        rows = 1;
+        pieces = (L + kChunk - 1) / kChunk;
+      } else {
+        rows = std::max<index_t>(1, kChunk / L);
+      }
     } else {
-      rows = std::max<index_t>(1, kChunk / (planar ? L : L * kChannelBlock));
-      pieces = 1;
+      cblock = std::max<index_t>(1, std::min(kMaxBlockChannels, kBlockElems / L));
+      rows = std::max<index_t>(1, kUnitElems / (cblock * L));
     }
+    cblocks = (C + cblock - 1) / cblock;
     chunks = (N + rows - 1) / rows * pieces;
   }
   index_t units() const { return chunks * cblocks; }
@@ -70,54 +83,137 @@ struct Plan {
   }
 };
 
-// Reduction ops: op(c, i, v) writes K values for element i (flat index) of channel c.
+// kLanes values of T as one GCC/Clang vector: lane-wise arithmetic in the order the
+// source gives, lowered to whatever SIMD width the build targets (SSE2 here), so the
+// lane sums are the same numbers on every ISA.
 template <typename T>
-struct SumOp {
+struct LanesOf;
+template <>
+struct LanesOf<float> {
+  typedef float type __attribute__((vector_size(kLanes * sizeof(float))));
+};
+template <>
+struct LanesOf<double> {
+  typedef double type __attribute__((vector_size(kLanes * sizeof(double))));
+};
+template <typename T>
+using Lanes = typename LanesOf<T>::type;
+
+template <typename T>
+inline void load(Lanes<T>& v, const T* p) { std::memcpy(&v, p, sizeof(v)); }
+template <typename T>
+inline void store(T* p, const Lanes<T>& v) { std::memcpy(p, &v, sizeof(v)); }
+
+// Reduction ops, two forms:
+//   seg(c, off, len, acc): one channel's contiguous run x[off, off + len) into kLanes
+//     lanes (lane l takes elements l, l + kLanes, ...; the tail goes to the first lanes);
+//   span(off, len, ctr, acc): a contiguous span of a short-row block, elementwise into
+//     acc[k][0, len); ctr[i] is the per-channel constant of element i.
+template <typename T>
+struct SumOp {  // sum x
   static constexpr int K = 1;
+  static constexpr bool kCentre = false;
   const T* x;
-  void operator()(index_t, index_t i, T* v) const { v[0] = x[i]; }
+  const T* centre(index_t) const { return nullptr; }
+  void seg(index_t, index_t off, index_t len, T (&acc)[K][kLanes]) const {
+    const T* xp = x + off;
+    Lanes<T> a, v;
+    load(a, acc[0]);
+    index_t j = 0;
+    for (; j + kLanes <= len; j += kLanes) {
+      load(v, xp + j);
+      a += v;
+    }
+    store(acc[0], a);
+    for (int q = 0; j < len; ++j, ++q) acc[0][q] += xp[j];
+  }
+  void span(index_t off, index_t len, const T*, T* const* acc) const {
+    const T* __restrict xp = x + off;
+    T* __restrict a = acc[0];
+    for (index_t i = 0; i < len; ++i) a[i] += xp[i];
+  }
 };
 template <typename T>
 struct ShiftedOp {  // sum (x - m), sum (x - m)^2 about a per-channel centre m
   static constexpr int K = 2;
+  static constexpr bool kCentre = true;
   const T* x;
   const T* m;
-  void operator()(index_t c, index_t i, T* v) const {
-    const T d = x[i] - m[c];
-    v[0] = d;
-    v[1] = d * d;
+  const T* centre(index_t c) const { return m + c; }
+  void seg(index_t c, index_t off, index_t len, T (&acc)[K][kLanes]) const {
+    const T* xp = x + off;
+    const T mc = m[c];
+    Lanes<T> a, b, v;
+    load(a, acc[0]);
+    load(b, acc[1]);
+    index_t j = 0;
+    for (; j + kLanes <= len; j += kLanes) {
+      load(v, xp + j);
+      v -= mc;
+      a += v;
+      b += v * v;
+    }
+    store(acc[0], a);
+    store(acc[1], b);
+    for (int q = 0; j < len; ++j, ++q) {
+      const T d = xp[j] - mc;
+      acc[0][q] += d;
+      acc[1][q] += d * d;
+    }
+  }
+  void span(index_t off, index_t len, const T* ctr, T* const* acc) const {
+    const T* __restrict xp = x + off;
+    const T* __restrict cp = ctr;
+    T* __restrict a = acc[0];
+    T* __restrict b = acc[1];
+    for (index_t i = 0; i < len; ++i) {
+      const T d = xp[i] - cp[i];
+      a[i] += d;
+      b[i] += d * d;
+    }
   }
 };
 template <typename T>
 struct GradOp {  // sum dy, sum dy * (x - mean)
   static constexpr int K = 2;
+  static constexpr bool kCentre = true;
   const T* x;
   const T* dy;
   const T* mean;
-  void operator()(index_t c, index_t i, T* v) const {
-    v[0] = dy[i];
-    v[1] = dy[i] * (x[i] - mean[c]);
-  }
-};
-
-// Lane sums of op over one contiguous segment [off, off + len) of channel c.
-template <typename T, typename Op>
-inline void lane_segment(const Op& op, index_t c, index_t off, index_t len,
-                         T (&acc)[Op::K][kLanes]) {
-  index_t j = 0;
-  for (; j + kLanes <= len; j += kLanes) {
-    for (int q = 0; q < kLanes; ++q) {
-      T v[Op::K];
-      op(c, off + j + q, v);
-      for (int k = 0; k < Op::K; ++k) acc[k][q] += v[k];
+  const T* centre(index_t c) const { return mean + c; }
+  void seg(index_t c, index_t off, index_t len, T (&acc)[K][kLanes]) const {
+    const T* xp = x + off;
+    const T* gp = dy + off;
+    const T mc = mean[c];
+    Lanes<T> a, b, v, g;
+    load(a, acc[0]);
+    load(b, acc[1]);
+    index_t j = 0;
+    for (; j + kLanes <= len; j += kLanes) {
+      load(v, xp + j);
+      load(g, gp + j);
+      a += g;
+      b += g * (v - mc);
+    }
+    store(acc[0], a);
+    store(acc[1], b);
+    for (int q = 0; j < len; ++j, ++q) {
+      acc[0][q] += gp[j];
+      acc[1][q] += gp[j] * (xp[j] - mc);
     }
   }
-  for (; j < len; ++j) {
-    T v[Op::K];
-    op(c, off + j, v);
-    for (int k = 0; k < Op::K; ++k) acc[k][j - (len & ~index_t(kLanes - 1))] += v[k];
+  void span(index_t off, index_t len, const T* ctr, T* const* acc) const {
+    const T* __restrict xp = x + off;
+    const T* __restrict gp = dy + off;
+    const T* __restrict cp = ctr;
+    T* __restrict a = acc[0];
+    T* __restrict b = acc[1];
+    for (index_t i = 0; i < len; ++i) {
+      a[i] += gp[i];
+      b[i] += gp[i] * (xp[i] - cp[i]);
+    }
   }
-}
+};
 
 // out[k * C + c] (k < Op::K) = the sums of op over chunk `chunk` of channels
 // [c0, c1), in double. The order of additions is fixed by the plan alone.
@@ -127,22 +223,30 @@ void unit_sums(const Plan& p, const Op& op, index_t chunk, index_t c0, index_t c
   index_t n0, n1, l0, l1;
   p.chunk(chunk, &n0, &n1, &l0, &l1);
   const index_t C = p.C, L = p.L;
-  if (L == 1) {  // (N, C): rows run along the channels; one accumulator per channel
-    T acc[Op::K][kChannelBlock] = {};
-    for (index_t n = n0; n < n1; ++n) {
-      for (index_t c = c0; c < c1; ++c) {
-        T v[Op::K];
-        op(c, n * C + c, v);
-        for (int k = 0; k < Op::K; ++k) acc[k][c - c0] += v[k];
-      }
+  if (!p.planar) {
+    const index_t span = (c1 - c0) * L;  // <= kBlockElems
+    T buf[Op::K][kBlockElems];
+    T ctr[Op::kCentre ? kBlockElems : 1];
+    T* acc[Op::K];
+    for (int k = 0; k < Op::K; ++k) {
+      acc[k] = buf[k];
+      std::fill(buf[k], buf[k] + span, T(0));
     }
+    if (Op::kCentre)
+      for (index_t c = c0; c < c1; ++c)
+        std::fill(ctr + (c - c0) * L, ctr + (c - c0 + 1) * L, *op.centre(c));
+    for (index_t n = n0; n < n1; ++n) op.span((n * C + c0) * L, span, ctr, acc);
     for (int k = 0; k < Op::K; ++k)
-      for (index_t c = c0; c < c1; ++c) out[k * C + c] = static_cast<double>(acc[k][c - c0]);
+      for (index_t c = c0; c < c1; ++c) {
+        double s = 0.0;
+        for (index_t l = 0; l < L; ++l) s += static_cast<double>(buf[k][(c - c0) * L + l]);
+        out[k * C + c] = s;
+      }
     return;
   }
   for (index_t c = c0; c < c1; ++c) {
     T acc[Op::K][kLanes] = {};
-    for (index_t n = n0; n < n1; ++n) lane_segment(op, c, (n * C + c) * L + l0, l1 - l0, acc);
+    for (index_t n = n0; n < n1; ++n) op.seg(c, (n * C + c) * L + l0, l1 - l0, acc);
     for (int k = 0; k < Op::K; ++k) {
       double s = 0.0;
       for (int q = 0; q < kLanes; ++q) s += static_cast<double>(acc[k][q]);

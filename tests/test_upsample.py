@@ -168,6 +168,12 @@ def test_layer_buffers_repr_and_legacy_names(rng):
     np.testing.assert_array_equal(
         nn.UpsamplingBilinear2d(size=(5, 4))(x),
         F.interpolate(x, size=(5, 4), mode="bilinear", align_corners=True))
+    up.scale_factor = 3.0  # the cached plan follows the attributes
+    assert up(x).shape == (1, 2, 9, 9)
+    up.scale_factor = 2.0
+    with pytest.raises(ValueError, match=r"grad_out must have shape \(1, 2, 6, 6\)"):
+        up(x)
+        up.backward(np.ones((1, 2, 9, 9), np.float32))
     up.eval()
     assert up(x) is not up(x)
     assert up.state_dict() == {} and up.parameters() == []

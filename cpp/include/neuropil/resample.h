@@ -21,12 +21,18 @@
 //                     lambda1 = clamp(src - i0, 0, 1)
 //   y = h0 * (w0 * x[i0, j0] + w1 * x[i0, j1]) + h1 * (w0 * x[i1, j0] + w1 * x[i1, j1])
 //
-// Backward (the adjoint): dx = 0, then each output element adds its weighted dy to the
-// input elements it read, output elements in row-major order (bilinear: the four taps
-// in the order above). Parallel over (n, c) planes, each plane summed by one thread in
-// that fixed order: bitwise identical for any thread count, no atomics.
-// Forward is parallel over output rows. NaN propagates (a NaN tap with weight 0 still
-// gives NaN, as in PyTorch).
+// Bilinear runs separably: each needed input row is interpolated along W once
+// (w0 * x[i, j0] + w1 * x[i, j1]) and output rows blend two such rows, which is the
+// expression above term for term.
+//
+// Backward (the adjoint), as gathers and separable passes, no atomics:
+//   nearest:  dx[h, j] = sum over the output columns that read j of (sum over the output
+//             rows that read h of dy), each sum in increasing index order;
+//   bilinear: t[i, :] = sum over output rows of h-weight * dy[row, :], then
+//             dx[i, j] = sum of w-weight * t[i, ow] over the columns ow that read j.
+// Parallel over (n, c) planes, each plane summed by one thread in that fixed order:
+// bitwise identical for any thread count. Forward is parallel over output rows. NaN
+// propagates (a NaN tap with weight 0 still gives NaN, as in PyTorch).
 #pragma once
 #include "neuropil/common.h"
 

@@ -101,71 +101,128 @@ void nearest_forward(const T* x, const ResampleGeom& g, T* y) {
   });
 }
 
+// For a monotone source table src[out] (both nearest and bilinear tables are
+// non-decreasing), the outputs that read input i are [first[i], last[i]) (empty: equal).
+void output_ranges(const std::vector<index_t>& src, index_t in, std::vector<index_t>& first,
+                   std::vector<index_t>& last) {
+  first.assign(static_cast<std::size_t>(in), 0);
+  last.assign(static_cast<std::size_t>(in), 0);
+  const index_t out = static_cast<index_t>(src.size());
+  index_t d = 0;
+  for (index_t i = 0; i < in; ++i) {
+    while (d < out && src[d] < i) ++d;
+    first[i] = d;
+    while (d < out && src[d] == i) ++d;
+    last[i] = d;
+  }
+}
+
+// Gather form of the adjoint: dx[h, j] = sum over the output rows that read h of the
+// output columns that read j, rows summed first (vectorised across the row), then
+// columns, each in increasing order; no scatter, no atomics.
 template <typename T>
 void nearest_backward(const T* dy, const ResampleGeom& g, T* dx) {
   const std::vector<index_t> sh = nearest_table(g.H, g.OH, g.scale_h);
   const std::vector<index_t> sw = nearest_table(g.W, g.OW, g.scale_w);
-  const index_t planes = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW;
+  std::vector<index_t> rb, re, cb, ce;
+  output_ranges(sh, g.H, rb, re);
+  output_ranges(sw, g.W, cb, ce);
+  const index_t planes = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW, OW = g.OW;
   parallel_for(planes, threads_for(planes * (HW + OHW)), [&](index_t b, index_t e) {
+    std::vector<T> tmp(static_cast<std::size_t>(OW));
+    T* t = tmp.data();
     for (index_t p = b; p < e; ++p) {
-      T* dxp = dx + p * HW;
       const T* dyp = dy + p * OHW;
-      std::fill(dxp, dxp + HW, T(0));
-      for (index_t oh = 0; oh < g.OH; ++oh) {
-        T* dr = dxp + sh[oh] * g.W;
-        const T* gr = dyp + oh * g.OW;
-        for (index_t ow = 0; ow < g.OW; ++ow) dr[sw[ow]] += gr[ow];
+      for (index_t h = 0; h < g.H; ++h) {
+        T* dr = dx + p * HW + h * g.W;
+        if (rb[h] == re[h]) {
+          std::fill(dr, dr + g.W, T(0));
+          continue;
+        }
+        const T* g0 = dyp + rb[h] * OW;
+        for (index_t ow = 0; ow < OW; ++ow) t[ow] = g0[ow];
+        for (index_t oh = rb[h] + 1; oh < re[h]; ++oh) {
+          const T* gr = dyp + oh * OW;
+          for (index_t ow = 0; ow < OW; ++ow) t[ow] += gr[ow];
+        }
+        for (index_t j = 0; j < g.W; ++j) {
+          T s = T(0);
+          for (index_t ow = cb[j]; ow < ce[j]; ++ow) s += t[ow];
+          dr[j] = s;
+        }
       }
     }
   });
 }
 
+// Separable: each input row needed is first interpolated along W (h_row[ow] =
+// w0 * x[i, j0] + w1 * x[i, j1]), then output rows blend two of them
+// (y = h0 * h_row(i0) + h1 * h_row(i1)): PyTorch's expression, term for term, with the
+// W pass done once per input row instead of once per output row and tap.
 template <typename T>
 void bilinear_forward(const T* x, const ResampleGeom& g, T* y) {
   const LinearTable<T> th = linear_table<T>(g.H, g.OH, g.scale_h, g.align_corners);
   const LinearTable<T> tw = linear_table<T>(g.W, g.OW, g.scale_w, g.align_corners);
   const index_t rows = g.N * g.C * g.OH, OW = g.OW, W = g.W;
-  const index_t* j0 = tw.i0.data();
-  const index_t* j1 = tw.i1.data();
-  const T* w0 = tw.w0.data();
-  const T* w1 = tw.w1.data();
   parallel_for(rows, threads_for(rows * OW), [&](index_t b, index_t e) {
+    // two cached W-interpolated rows, keyed by (plane * H + input row)
+    std::vector<T> buf(static_cast<std::size_t>(2 * OW));
+    T* slot[2] = {buf.data(), buf.data() + OW};
+    index_t key[2] = {-1, -1};
+    auto h_row = [&](index_t k, int avoid) -> const T* {
+      if (key[0] == k) return slot[0];
+      if (key[1] == k) return slot[1];
+      const int s = avoid == 0 ? 1 : 0;  // never evict the row the caller holds
+      const T* xr = x + k * W;
+      T* out = slot[s];
+      for (index_t ow = 0; ow < OW; ++ow)
+        out[ow] = tw.w0[ow] * xr[tw.i0[ow]] + tw.w1[ow] * xr[tw.i1[ow]];
+      key[s] = k;
+      return out;
+    };
     for (index_t r = b; r < e; ++r) {
       const index_t plane = r / g.OH, oh = r % g.OH;
-      const T* r0 = x + (plane * g.H + th.i0[oh]) * W;
-      const T* r1 = x + (plane * g.H + th.i1[oh]) * W;
+      const index_t k0 = plane * g.H + th.i0[oh], k1 = plane * g.H + th.i1[oh];
+      const T* a0 = h_row(k0, -1);
+      const int held = a0 == slot[0] ? 0 : 1;
+      const T* a1 = h_row(k1, held);
       const T h0 = th.w0[oh], h1 = th.w1[oh];
       T* yr = y + r * OW;
-      for (index_t ow = 0; ow < OW; ++ow)
-        yr[ow] = h0 * (w0[ow] * r0[j0[ow]] + w1[ow] * r0[j1[ow]]) +
-                 h1 * (w0[ow] * r1[j0[ow]] + w1[ow] * r1[j1[ow]]);
+      for (index_t ow = 0; ow < OW; ++ow) yr[ow] = h0 * a0[ow] + h1 * a1[ow];
     }
   });
 }
 
+// Separable adjoint: dy rows are blended into W-interpolated input rows (t[i0] += h0 *
+// dy_row, t[i1] += h1 * dy_row, vectorised across the row), then each such row is
+// spread back along W (dx[h, j0] += w0 * t, dx[h, j1] += w1 * t), in fixed order.
 template <typename T>
 void bilinear_backward(const T* dy, const ResampleGeom& g, T* dx) {
   const LinearTable<T> th = linear_table<T>(g.H, g.OH, g.scale_h, g.align_corners);
   const LinearTable<T> tw = linear_table<T>(g.W, g.OW, g.scale_w, g.align_corners);
-  const index_t planes = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW, W = g.W;
+  const index_t planes = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW, OW = g.OW, W = g.W;
   parallel_for(planes, threads_for(planes * (HW + OHW)), [&](index_t b, index_t e) {
+    std::vector<T> tmp(static_cast<std::size_t>(g.H * OW));
     for (index_t p = b; p < e; ++p) {
-      T* dxp = dx + p * HW;
+      T* t = tmp.data();
+      std::fill(tmp.begin(), tmp.end(), T(0));
       const T* dyp = dy + p * OHW;
-      std::fill(dxp, dxp + HW, T(0));
       for (index_t oh = 0; oh < g.OH; ++oh) {
-        T* r0 = dxp + th.i0[oh] * W;
-        T* r1 = dxp + th.i1[oh] * W;
+        const T* gr = dyp + oh * OW;
+        T* t0 = t + th.i0[oh] * OW;
+        T* t1 = t + th.i1[oh] * OW;
         const T h0 = th.w0[oh], h1 = th.w1[oh];
-        const T* gr = dyp + oh * g.OW;
-        for (index_t ow = 0; ow < g.OW; ++ow) {
-          const T v = gr[ow];
-          const index_t a = tw.i0[ow], c = tw.i1[ow];
-          const T w0 = tw.w0[ow], w1 = tw.w1[ow];
-          r0[a] += h0 * w0 * v;
-          r0[c] += h0 * w1 * v;
-          r1[a] += h1 * w0 * v;
-          r1[c] += h1 * w1 * v;
+        for (index_t ow = 0; ow < OW; ++ow) t0[ow] += h0 * gr[ow];
+        for (index_t ow = 0; ow < OW; ++ow) t1[ow] += h1 * gr[ow];
+      }
+      T* dxp = dx + p * HW;
+      std::fill(dxp, dxp + HW, T(0));
+      for (index_t h = 0; h < g.H; ++h) {
+        const T* tr = t + h * OW;
+        T* dr = dxp + h * W;
+        for (index_t ow = 0; ow < OW; ++ow) {
+          dr[tw.i0[ow]] += tw.w0[ow] * tr[ow];
+          dr[tw.i1[ow]] += tw.w1[ow] * tr[ow];
         }
       }
     }

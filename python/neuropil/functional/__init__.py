@@ -30,8 +30,9 @@ from .rnn import *  # noqa: F401,F403
 from .tensor import *  # noqa: F401,F403
 from . import norm, resample
 from .norm import *  # noqa: F401,F403
-from .norm import _batch_norm_backward_into
+from .norm import _batch_norm_backward_into, _batch_norm_into
 from .resample import *  # noqa: F401,F403
+from .resample import _interpolate_plan, _interpolate_into, _interpolate_backward_into
 
 __all__ = (["gemm"] + dense.__all__ + loss.__all__ + ["dropout", "dropout_backward"]
            + optim.__all__ + conv.__all__ + pool.__all__ + rnn.__all__ + tensor.__all__

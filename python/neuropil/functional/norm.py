@@ -78,6 +78,13 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
     return (out, save_mean, save_invstd) if return_stats else out
 
 
+def _batch_norm_into(x, running_mean, running_var, weight, bias, batch_stats, momentum, eps,
+                     out, save_mean, save_invstd) -> None:
+    """The layers' form: no Python-side checks (the binding validates every argument)."""
+    _k.batch_norm_forward(x, weight, bias, running_mean, running_var, save_mean, save_invstd,
+                          out, batch_stats, momentum, eps)
+
+
 def _batch_norm_backward_into(x, grad_out, weight, mean, invstd, training, grad_input,
                               grad_weight, grad_bias, beta_weight, beta_bias) -> None:
     """The layers' form: arrays already validated by shape; betas 0 (overwrite) or 1."""

@@ -127,6 +127,25 @@ def _float_nd(x, fn: str, name: str) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def _interpolate_plan(shape: tuple, size, scale_factor, mode, align_corners,
+                      recompute_scale_factor) -> tuple:
+    """(output shape, kernel arguments) for the layers, which cache it per input shape."""
+    out_sizes, scales, code, ac = _plan("interpolate", shape, size, scale_factor, mode,
+                                        align_corners, recompute_scale_factor)
+    sh, sw = _scales_4d(scales)
+    return tuple(shape[:2]) + out_sizes, (code, sh, sw, ac)
+
+
+def _interpolate_into(x, out, args) -> None:
+    """The layers' form: x, out C-contiguous of the planned shapes (the binding checks)."""
+    _k.upsample_forward(x.reshape(_as_4d(x.shape)), out.reshape(_as_4d(out.shape)), *args)
+
+
+def _interpolate_backward_into(grad_out, out, args) -> None:
+    _k.upsample_backward(grad_out.reshape(_as_4d(grad_out.shape)),
+                         out.reshape(_as_4d(out.shape)), *args)
+
+
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                 recompute_scale_factor=None, *, out=None) -> np.ndarray:
     """Resample (N, C, L) or (N, C, H, W) to a new spatial size, as PyTorch's ``F.interpolate``.

@@ -113,7 +113,7 @@ class _BatchNorm(Module):
         x = self._check_input(x)
         update = self.training and self.track_running_stats
         batch_stats = self.training or self.running_mean is None
-        if batch_stats and x.shape[0] * int(np.prod(x.shape[2:])) <= 1:
+        if batch_stats and math.prod(x.shape) // x.shape[1] <= 1:
             raise ValueError(f"{self!r}: expected more than 1 value per channel when using "
                              f"batch statistics, got input of shape {x.shape}")
         factor = 0.0
@@ -128,12 +128,11 @@ class _BatchNorm(Module):
         mean = self._scratch("mean", (c,), x.dtype)
         invstd = self._scratch("invstd", (c,), x.dtype)
         use_running = update or not batch_stats
-        F.batch_norm(x, self.running_mean if use_running else None,
-                     self.running_var if use_running else None,
-                     None if self.weight is None else self.weight.data,
-                     None if self.bias is None else self.bias.data,
-                     training=batch_stats, momentum=factor, eps=self.eps, out=y,
-                     save_mean=mean, save_invstd=invstd)
+        F._batch_norm_into(x, self.running_mean if use_running else None,
+                           self.running_var if use_running else None,
+                           None if self.weight is None else self.weight.data,
+                           None if self.bias is None else self.bias.data,
+                           batch_stats, factor, self.eps, y, mean, invstd)
         self._x, self._mean, self._invstd, self._batch_stats = x, mean, invstd, batch_stats
         return y
 

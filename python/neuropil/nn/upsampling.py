@@ -45,6 +45,7 @@ class Upsample(Module):
         self.mode = mode
         self.align_corners = align_corners
         self.recompute_scale_factor = recompute_scale_factor
+        self._plan = None  # (key: shape and arguments, output shape, kernel arguments)
         self._in_shape = None
 
     def _args(self) -> dict:
@@ -62,10 +63,16 @@ class Upsample(Module):
                              f"{x.shape}")
         if x.shape[0] == 0:
             raise ValueError(f"{self!r}: empty batch: input shape {x.shape}")
-        shape = F.interpolate_output_shape(x.shape, **self._args())
-        y = self._scratch("out", shape, x.dtype)
-        F.interpolate(x, out=y, **self._args())
-        self._in_shape, self._in_dtype = x.shape, x.dtype
+        key = (x.shape, self.size, self.scale_factor, self.mode, self.align_corners,
+               self.recompute_scale_factor)
+        plan = self._plan
+        if plan is None or plan[0] != key:  # validated and computed once per shape
+            plan = (key,) + F._interpolate_plan(x.shape, **self._args())
+            self._plan = plan
+        x = np.ascontiguousarray(x)
+        y = self._scratch("out", plan[1], x.dtype)
+        F._interpolate_into(x, y, plan[2])
+        self._in_shape, self._in_dtype, self._call_plan = x.shape, x.dtype, plan
         return y
 
     def backward(self, grad_out):
@@ -74,10 +81,15 @@ class Upsample(Module):
         if self._in_shape is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
         grad_out = np.asarray(grad_out)
+        _, out_shape, args = self._call_plan
+        if grad_out.shape != out_shape:
+            raise ValueError(f"{self!r}: grad_out must have shape {out_shape}, got "
+                             f"{grad_out.shape}")
         if grad_out.dtype.kind == "f":
-            grad_out = grad_out.astype(self._in_dtype, copy=False)
+            grad_out = np.ascontiguousarray(grad_out, dtype=self._in_dtype)
         gi = self._scratch("grad_in", self._in_shape, self._in_dtype)
-        return F.interpolate_backward(grad_out, self._in_shape, out=gi, **self._args())
+        F._interpolate_backward_into(grad_out, gi, args)
+        return gi
 
     def extra_repr(self) -> str:
         what = (f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None

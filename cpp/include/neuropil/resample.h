@@ -29,7 +29,8 @@
 //   nearest:  dx[h, j] = sum over the output columns that read j of (sum over the output
 //             rows that read h of dy), each sum in increasing index order;
 //   bilinear: t[i, :] = sum over output rows of h-weight * dy[row, :], then
-//             dx[i, j] = sum of w-weight * t[i, ow] over the columns ow that read j.
+//             dx[i, j] = sum of w0 * t[i, ow] over the columns ow with j0 = j, plus the
+//             sum of w1 * t[i, ow] over those with j1 = j.
 // Parallel over (n, c) planes, each plane summed by one thread in that fixed order:
 // bitwise identical for any thread count. Forward is parallel over output rows. NaN
 // propagates (a NaN tap with weight 0 still gives NaN, as in PyTorch).

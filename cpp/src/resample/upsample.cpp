@@ -117,19 +117,66 @@ void output_ranges(const std::vector<index_t>& src, index_t in, std::vector<inde
   }
 }
 
-// Gather form of the adjoint: dx[h, j] = sum over the output rows that read h of the
-// output columns that read j, rows summed first (vectorised across the row), then
-// columns, each in increasing order; no scatter, no atomics.
+// The adjoint along W as fixed-width gathers: dx[j] = sum_k wt[j][k] * t[col[j][k]],
+// k < K, where (col, wt) lists the output columns that read input column j (those with
+// src0 == j in increasing order, then those with src1 == j) and pads the list to the
+// longest one, K, with col = OW: an extra 0 at the end of each t row (so padding adds
+// +0, never a NaN from another column). Branch-free: the short, irregular runs of a
+// loop over ranges cost a mispredicted branch per column.
+template <typename T>
+struct ColumnGather {
+  index_t K = 1;
+  std::vector<index_t> col;
+  std::vector<T> wt;
+
+  // taps: (src0, w0) and, when src1 != nullptr, (src1, w1) for every output column.
+  ColumnGather(index_t in, index_t out, const index_t* src0, const T* w0, const index_t* src1,
+               const T* w1) {
+    std::vector<index_t> count(static_cast<std::size_t>(in), 0);
+    for (index_t d = 0; d < out; ++d) {
+      ++count[src0[d]];
+      if (src1 != nullptr) ++count[src1[d]];
+    }
+    for (index_t j = 0; j < in; ++j) K = std::max(K, count[j]);
+    col.assign(static_cast<std::size_t>(in * K), out);
+    wt.assign(static_cast<std::size_t>(in * K), T(0));
+    std::fill(count.begin(), count.end(), 0);
+    auto add = [&](const index_t* src, const T* w) {
+      for (index_t d = 0; d < out; ++d) {
+        const index_t j = src[d], k = count[j]++;
+        col[j * K + k] = d;
+        wt[j * K + k] = w != nullptr ? w[d] : T(1);
+      }
+    };
+    add(src0, w0);
+    if (src1 != nullptr) add(src1, w1);
+  }
+
+  // dr[0, in) from one row t[0, out] (t[out] must be 0).
+  void apply(const T* t, index_t in, T* dr) const {
+    const index_t* c = col.data();
+    const T* w = wt.data();
+    for (index_t j = 0; j < in; ++j, c += K, w += K) {
+      T sum = T(0);
+      for (index_t k = 0; k < K; ++k) sum += w[k] * t[c[k]];
+      dr[j] = sum;
+    }
+  }
+};
+
+// Gather form of the adjoint: dx[h, j] = sum over the output columns that read j of the
+// sum over the output rows that read h, rows summed first (vectorised across the row),
+// then columns (ColumnGather), each in increasing order; no scatter, no atomics.
 template <typename T>
 void nearest_backward(const T* dy, const ResampleGeom& g, T* dx) {
   const std::vector<index_t> sh = nearest_table(g.H, g.OH, g.scale_h);
   const std::vector<index_t> sw = nearest_table(g.W, g.OW, g.scale_w);
-  std::vector<index_t> rb, re, cb, ce;
+  std::vector<index_t> rb, re;
   output_ranges(sh, g.H, rb, re);
-  output_ranges(sw, g.W, cb, ce);
+  const ColumnGather<T> cols(g.W, g.OW, sw.data(), nullptr, nullptr, nullptr);
   const index_t planes = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW, OW = g.OW;
   parallel_for(planes, threads_for(planes * (HW + OHW)), [&](index_t b, index_t e) {
-    std::vector<T> tmp(static_cast<std::size_t>(OW));
+    std::vector<T> tmp(static_cast<std::size_t>(OW + 1), T(0));  // tmp[OW] stays 0
     T* t = tmp.data();
     for (index_t p = b; p < e; ++p) {
       const T* dyp = dy + p * OHW;
@@ -145,11 +192,7 @@ void nearest_backward(const T* dy, const ResampleGeom& g, T* dx) {
           const T* gr = dyp + oh * OW;
           for (index_t ow = 0; ow < OW; ++ow) t[ow] += gr[ow];
         }
-        for (index_t j = 0; j < g.W; ++j) {
-          T s = T(0);
-          for (index_t ow = cb[j]; ow < ce[j]; ++ow) s += t[ow];
-          dr[j] = s;
-        }
+        cols.apply(t, g.W, dr);
       }
     }
   });
@@ -194,37 +237,33 @@ void bilinear_forward(const T* x, const ResampleGeom& g, T* y) {
 }
 
 // Separable adjoint: dy rows are blended into W-interpolated input rows (t[i0] += h0 *
-// dy_row, t[i1] += h1 * dy_row, vectorised across the row), then each such row is
-// spread back along W (dx[h, j0] += w0 * t, dx[h, j1] += w1 * t), in fixed order.
+// dy_row, t[i1] += h1 * dy_row, vectorised across the row), then each input column
+// gathers its share of such a row (ColumnGather): dx[h, j] = sum of w0 * t[h, ow] over
+// the columns ow whose i0 is j, then of w1 * t[h, ow] over those whose i1 is j.
 template <typename T>
 void bilinear_backward(const T* dy, const ResampleGeom& g, T* dx) {
   const LinearTable<T> th = linear_table<T>(g.H, g.OH, g.scale_h, g.align_corners);
   const LinearTable<T> tw = linear_table<T>(g.W, g.OW, g.scale_w, g.align_corners);
+  const ColumnGather<T> cols(g.W, g.OW, tw.i0.data(), tw.w0.data(), tw.i1.data(),
+                             tw.w1.data());
   const index_t planes = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW, OW = g.OW, W = g.W;
+  const index_t TW = OW + 1;  // t rows end with a 0 for ColumnGather's padding
   parallel_for(planes, threads_for(planes * (HW + OHW)), [&](index_t b, index_t e) {
-    std::vector<T> tmp(static_cast<std::size_t>(g.H * OW));
+    std::vector<T> tmp(static_cast<std::size_t>(g.H * TW));
     for (index_t p = b; p < e; ++p) {
       T* t = tmp.data();
       std::fill(tmp.begin(), tmp.end(), T(0));
       const T* dyp = dy + p * OHW;
       for (index_t oh = 0; oh < g.OH; ++oh) {
         const T* gr = dyp + oh * OW;
-        T* t0 = t + th.i0[oh] * OW;
-        T* t1 = t + th.i1[oh] * OW;
+        T* t0 = t + th.i0[oh] * TW;
+        T* t1 = t + th.i1[oh] * TW;
         const T h0 = th.w0[oh], h1 = th.w1[oh];
         for (index_t ow = 0; ow < OW; ++ow) t0[ow] += h0 * gr[ow];
         for (index_t ow = 0; ow < OW; ++ow) t1[ow] += h1 * gr[ow];
       }
       T* dxp = dx + p * HW;
-      std::fill(dxp, dxp + HW, T(0));
-      for (index_t h = 0; h < g.H; ++h) {
-        const T* tr = t + h * OW;
-        T* dr = dxp + h * W;
-        for (index_t ow = 0; ow < OW; ++ow) {
-          dr[tw.i0[ow]] += tw.w0[ow] * tr[ow];
-          dr[tw.i1[ow]] += tw.w1[ow] * tr[ow];
-        }
-      }
+      for (index_t h = 0; h < g.H; ++h) cols.apply(t + h * TW, W, dxp + h * W);
     }
   });
 }

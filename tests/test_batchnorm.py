@@ -424,3 +424,16 @@ def test_matches_torch(dims, shape, dtype, momentum, rng):
     theirs(tx).backward(torch.from_numpy(dy))
     np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(x)).detach().numpy(), **tol)
     np.testing.assert_allclose(ours.backward(dy), tx.grad.numpy(), **tol)
+
+
+def test_strided_and_read_only_inputs(rng):
+    base = rng.standard_normal((6, 3, 8, 10)).astype(np.float32)
+    x = base[::2, :, :, ::2]  # non-contiguous view
+    x.flags.writeable = False
+    layer = nn.BatchNorm2d(3)
+    np.testing.assert_array_equal(layer(x), nn.BatchNorm2d(3)(np.ascontiguousarray(x)))
+    g = layer.backward(np.ones(x.shape, np.float32)[:, :, :, :])
+    assert g.shape == x.shape
+    y = F.batch_norm(np.swapaxes(base, 2, 3), None, None, training=True)
+    np.testing.assert_array_equal(
+        y, F.batch_norm(np.ascontiguousarray(np.swapaxes(base, 2, 3)), None, None, training=True))

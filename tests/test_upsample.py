@@ -290,3 +290,46 @@ def test_matches_torch(case, mode, align_corners, dtype, rng):
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
     np.testing.assert_allclose(dx, tx.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("kw", [dict(size=(5, 3)), dict(scale_factor=2), dict(size=(9, 11))])
+def test_nan_in_grad_out_reaches_only_the_pixels_it_came_from(kw, rng):
+    x_shape = (1, 1, 7, 6)
+    y_shape = F.interpolate_output_shape(x_shape, **kw)
+    dy = rng.standard_normal(y_shape)
+    dy[0, 0, 1, 2] = np.nan
+    dx = F.interpolate_backward(dy, x_shape, **kw)
+    mats = interp_matrices(x_shape, kw.get("size"), kw.get("scale_factor"), "nearest")
+    want = np.outer(mats[0][1] != 0, mats[1][2] != 0)  # the one pixel output (1, 2) read
+    np.testing.assert_array_equal(np.isnan(dx[0, 0]), want)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("kw", [dict(size=(5, 3)), dict(scale_factor=2), dict(size=(9, 11))])
+def test_nan_pattern_matches_torch(kw, align_corners, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((1, 1, 7, 6))
+    x[0, 0, 3, 2] = np.nan
+    y = F.interpolate(x, mode="bilinear", align_corners=align_corners, **kw)
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    ty = torch.nn.functional.interpolate(tx, mode="bilinear", align_corners=align_corners, **kw)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ty.detach().numpy()))
+    dy = rng.standard_normal(y.shape)
+    dy[0, 0, 1, 2] = np.nan
+    ty.backward(torch.from_numpy(dy))
+    dx = F.interpolate_backward(dy, x.shape, mode="bilinear", align_corners=align_corners, **kw)
+    np.testing.assert_array_equal(np.isnan(dx), np.isnan(tx.grad.numpy()))
+
+
+def test_strided_and_read_only_inputs(rng):
+    base = rng.standard_normal((2, 3, 8, 10)).astype(np.float32)
+    x = base[:, :, ::2, 1::2]
+    x.flags.writeable = False
+    for mode in ("nearest", "bilinear"):
+        up = nn.Upsample(scale_factor=1.5, mode=mode)
+        np.testing.assert_array_equal(up(x), F.interpolate(np.ascontiguousarray(x),
+                                                           scale_factor=1.5, mode=mode))
+        dy = rng.standard_normal((2, 3, 6, 7)).astype(np.float32)
+        np.testing.assert_array_equal(up.backward(np.asfortranarray(dy)),
+                                      F.interpolate_backward(dy, x.shape, scale_factor=1.5,
+                                                             mode=mode))

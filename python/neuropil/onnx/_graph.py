@@ -1,0 +1,158 @@
+"""The exporter's working state: the ONNX graph being built and the walk over the model.
+
+``ExportContext`` owns the nodes and initializers of one export. Converters (see
+``_registry``) talk to it only through ``node``, ``param``, ``constant``, ``fresh`` and
+``convert``; they never touch ``onnx`` protobufs themselves, so a converter is a few
+lines of "which ONNX operators compute this layer".
+
+Tensors flowing through the walk are ``Value``s: the ONNX tensor name plus neuropil's
+own output for the example input, computed as the walk goes (eval mode). Converters
+read static facts (rank, trailing dimensions, dtype) from that example; they must never
+bake in a dimension the caller declared dynamic (the batch), which tests catch by running
+the exported model at another batch size.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from ..nn.module import Parameter
+from ._registry import ExportError, find_converter
+
+__all__ = ["Value", "ExportContext"]
+
+_ONNX_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
+               np.dtype(np.int64): TensorProto.INT64, np.dtype(np.int32): TensorProto.INT32}
+
+
+def onnx_type(dtype) -> int:
+    try:
+        return _ONNX_TYPES[np.dtype(dtype)]
+    except KeyError:
+        raise ExportError(f"neuropil.onnx: no ONNX tensor type for dtype {np.dtype(dtype)}") \
+            from None
+
+
+class Value(NamedTuple):
+    """An ONNX tensor (``name``) and neuropil's value of it on the example input."""
+    name: str
+    example: np.ndarray
+
+
+class ExportContext:
+    """Nodes, initializers and names of one export of ``model`` (see the module docstring)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.nodes: list = []
+        self.initializers: list = []
+        self._names: set[str] = set()
+        self._param_names: dict[int, str] = {}     # id(Parameter) -> state_dict key
+        self._buffer_owner: dict[tuple[int, str], str] = {}  # (id(module), attr) -> key
+        self._paths: dict[int, str] = {}           # id(module) -> its name in the model
+        self._stack: list[str] = []                # paths of the modules being converted
+        for path, module in model.named_modules():
+            self._paths.setdefault(id(module), path)
+        for key, p in model.named_parameters():
+            self._param_names.setdefault(id(p), key)
+        for path, module in model.named_modules():
+            for attr in module._buffers:
+                self._buffer_owner.setdefault((id(module), attr),
+                                              f"{path}.{attr}" if path else attr)
+        self._emitted: dict[str, str] = {}        # state_dict key -> initializer name
+
+    # -- names ----------------------------------------------------------------------
+    def fresh(self, hint: str) -> str:
+        """A tensor name not used yet, built from the current layer's path and ``hint``."""
+        prefix = self._stack[-1] if self._stack and self._stack[-1] else "model"
+        base = f"{prefix}/{hint}"
+        name, i = base, 1
+        while name in self._names:
+            name = f"{base}_{i}"
+            i += 1
+        self._names.add(name)
+        return name
+
+    def path(self, module) -> str:
+        return self._paths.get(id(module), "?")
+
+    def describe(self, module) -> str:
+        path = self.path(module)
+        where = f"layer {path!r}" if path else "the model"
+        return f"{where} ({type(module).__name__}: {module!r})".replace("\n", " ")
+
+    def refuse(self, module, why: str) -> ExportError:
+        """The error a converter raises for an option it cannot express."""
+        return ExportError(f"neuropil.onnx.export: cannot export {self.describe(module)}: {why}")
+
+    # -- graph contents ---------------------------------------------------------------
+    def node(self, op: str, inputs, hint: str | None = None, outputs: int = 1, **attrs):
+        """Append ONNX node ``op`` and return its output name (a tuple if ``outputs > 1``).
+        ``inputs`` are tensor names ("" for an omitted optional input)."""
+        outs = [self.fresh(hint or op.lower()) for _ in range(outputs)]
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        self.nodes.append(helper.make_node(op, list(inputs), outs, name=outs[0], **attrs))
+        return outs[0] if outputs == 1 else tuple(outs)
+
+    def param(self, module, attr: str) -> str:
+        """The initializer holding ``module.<attr>`` (a Parameter or a buffer), named by its
+        ``state_dict`` key and written once even when the module is used twice."""
+        value = getattr(module, attr)
+        is_param = isinstance(value, Parameter)
+        data = value.data if is_param else value
+        key = self._param_names.get(id(value)) if is_param else None
+        if key is None and not is_param:
+            key = self._buffer_owner.get((id(module), attr))
+        if key is None:
+            raise self.refuse(module, f"{attr!r} is neither a parameter nor a buffer of the "
+                                      f"exported model")
+        if key not in self._emitted:
+            arr = np.asarray(data)
+            if arr.dtype.kind == "f":
+                arr = arr.astype(np.float32, copy=False)
+            if key in self._names:
+                raise ExportError(f"neuropil.onnx.export: tensor name {key!r} is used twice")
+            self._names.add(key)
+            self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(arr), key))
+            self._emitted[key] = key
+        return self._emitted[key]
+
+    def constant(self, value, hint: str = "const", dtype=None) -> str:
+        """A Constant node (not an initializer: initializers are exactly the model's
+        ``state_dict`` entries, which is what ``load_weights`` reads back)."""
+        arr = np.asarray(value, dtype=dtype)
+        name = self.fresh(hint)
+        self.nodes.append(helper.make_node("Constant", [], [name], name=name,
+                                           value=numpy_helper.from_array(arr, name)))
+        return name
+
+    # -- the walk ---------------------------------------------------------------------
+    def convert(self, module, inputs) -> Value:
+        """Emit the nodes of ``module`` applied to ``inputs`` (Values); return its output.
+
+        Runs neuropil's forward on the examples first, so the converter sees the real output
+        (and a layer that fails on the example fails here, with neuropil's own message)."""
+        fn = find_converter(module)
+        if fn is None:
+            what = ("a composite module: only Sequential containers are walked so far; "
+                    if module._modules else "")
+            raise ExportError(
+                f"neuropil.onnx.export: no ONNX converter for {self.describe(module)} "
+                f"({what}register one with @neuropil.onnx.register({type(module).__name__}), "
+                f"see help(neuropil.onnx))")
+        output = module(*[v.example for v in inputs])
+        if not isinstance(output, np.ndarray):
+            raise self.refuse(module, f"its forward returned {type(output).__name__}, "
+                                      f"not one array")
+        output = np.array(output, copy=True)  # layers may reuse their buffers
+        self._stack.append(self.path(module))
+        try:
+            name = fn(self, module, list(inputs), output)
+        finally:
+            self._stack.pop()
+        if not isinstance(name, str):
+            raise ExportError(f"neuropil.onnx: the converter for {type(module).__name__} "
+                              f"returned {name!r}, not a tensor name")
+        return Value(name, output)

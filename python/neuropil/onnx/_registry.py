@@ -1,0 +1,66 @@
+"""The converter registry: one function per layer class.
+
+A converter has the signature ``fn(ctx, layer, inputs, output) -> str``:
+
+* ``ctx``: the :class:`~neuropil.onnx._graph.ExportContext` (``ctx.node(op, inputs,
+  **attrs)`` appends a node and returns its output name, ``ctx.param(layer, "weight")``
+  the initializer of a parameter or buffer, ``ctx.constant(array)`` a constant,
+  ``ctx.convert(child, [value])`` converts a child module, ``ctx.refuse(layer, why)``
+  builds the error for an option ONNX cannot express);
+* ``inputs``: the layer's inputs as ``Value(name, example)`` pairs (one per argument of
+  ``forward``; merge layers get several);
+* ``output``: neuropil's own output of the layer on the example (read shapes from it).
+
+It returns the name of the tensor holding the layer's output.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+__all__ = ["ExportError", "register", "find_converter", "converter_for", "registered"]
+
+_CONVERTERS: dict[type, Callable] = {}
+
+
+class ExportError(ValueError):
+    """A model (or one of its layers) cannot be written as ONNX; the message names it."""
+
+
+def register(*classes: type):
+    """Decorator: ``@register(nn.Linear)`` makes the function the converter of those classes.
+
+    A subclass uses its nearest registered base's converter only if it keeps that base's
+    ``forward`` (a subclass computing something else must register its own)."""
+    if not classes or not all(isinstance(c, type) for c in classes):
+        raise TypeError(f"register: pass one or more layer classes, got {classes!r}")
+
+    def decorate(fn: Callable) -> Callable:
+        if not callable(fn):
+            raise TypeError(f"register: {fn!r} is not callable")
+        for cls in classes:
+            _CONVERTERS[cls] = fn
+        return fn
+
+    return decorate
+
+
+def find_converter(layer):
+    """The converter for ``layer``, or None."""
+    return converter_for(type(layer))
+
+
+def converter_for(cls: type):
+    """The converter for instances of ``cls``, or None."""
+    for klass in cls.__mro__:
+        fn = _CONVERTERS.get(klass)
+        if fn is None:
+            continue
+        if klass is cls or getattr(cls, "forward", None) is getattr(klass, "forward", None):
+            return fn
+        return None  # a subclass with its own forward: the base's converter would lie
+    return None
+
+
+def registered() -> list[type]:
+    """The layer classes that have a converter, in registration order."""
+    return list(_CONVERTERS)

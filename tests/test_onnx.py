@@ -1,0 +1,375 @@
+"""ONNX export: every layer and the examples' models, checked by onnx.checker and run in
+ONNX Runtime against neuropil's own outputs (float32, 1e-4), at a batch size other than
+the example's (the batch axis must stay dynamic); load_weights reads the files back."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import neuropil
+from neuropil import nn
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+npx = pytest.importorskip("neuropil.onnx")
+
+TOL = 1e-4
+
+
+def _session(proto):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(proto.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def _neuropil_eval(model, x):
+    was = model.training
+    model.eval()
+    try:
+        return np.array(model(x), copy=True)
+    finally:
+        model.train(was)
+
+
+def _check(model, example, run_input, **kw):
+    """Export, check, run in ORT on ``run_input``; return (proto, max |ort - neuropil|)."""
+    proto = npx.export(model, example, **kw)
+    onnx.checker.check_model(proto, full_check=True)
+    got = _session(proto).run(None, {"input": run_input})[0]
+    want = _neuropil_eval(model, run_input)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
+    return proto, float(np.max(np.abs(got - want))) if got.size else 0.0
+
+
+def _floats(rng, shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# (id, model factory, input shape without batch, input kind); every layer of neuropil.nn
+# appears at least once, the recurrent layers with each option
+LAYER_CASES = [
+    ("Linear", lambda: nn.Linear(7, 5), (7,), "f"),
+    ("Linear-nobias", lambda: nn.Linear(7, 5, bias=False), (7,), "f"),
+    ("Linear-3d", lambda: nn.Linear(7, 5), (4, 7), "f"),
+    ("Linear-3d-nobias", lambda: nn.Linear(7, 5, bias=False), (4, 7), "f"),
+    ("ReLU", nn.ReLU, (3, 5), "f"),
+    ("Sigmoid", nn.Sigmoid, (6,), "f"),
+    ("Tanh", nn.Tanh, (2, 3, 4), "f"),
+    ("Softmax", nn.Softmax, (9,), "f"),
+    ("Softmax-dim1", lambda: nn.Softmax(dim=1), (4, 3), "f"),
+    ("Identity", nn.Identity, (5,), "f"),
+    ("Dropout", lambda: nn.Dropout(0.5), (5,), "f"),
+    ("Flatten", nn.Flatten, (2, 3, 4), "f"),
+    ("Flatten-2-3", lambda: nn.Flatten(2, 3), (2, 3, 4, 5), "f"),
+    ("Flatten-0", lambda: nn.Flatten(0), (3, 2), "f"),
+    ("Conv2d", lambda: nn.Conv2d(3, 4, 3), (3, 9, 8), "f"),
+    ("Conv2d-stride-pad-dil", lambda: nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 2),
+                                                dilation=(2, 1)), (2, 11, 7), "f"),
+    ("Conv2d-same-nobias", lambda: nn.Conv2d(1, 2, 5, padding="same", bias=False),
+     (1, 7, 7), "f"),
+    ("MaxPool2d", lambda: nn.MaxPool2d(2), (3, 8, 7), "f"),
+    ("MaxPool2d-stride-pad", lambda: nn.MaxPool2d(3, stride=2, padding=1), (2, 9, 10), "f"),
+    ("AvgPool2d", lambda: nn.AvgPool2d(2), (3, 8, 7), "f"),
+    ("AvgPool2d-pad-include", lambda: nn.AvgPool2d(3, stride=2, padding=1), (2, 9, 10), "f"),
+    ("AvgPool2d-pad-exclude", lambda: nn.AvgPool2d(3, stride=2, padding=1,
+                                                   count_include_pad=False), (2, 9, 10), "f"),
+    ("Embedding", lambda: nn.Embedding(11, 4), (6,), "i"),
+    ("LastStep", nn.LastStep, (5, 3), "f"),
+    ("LastStep-time-major", lambda: nn.LastStep(batch_first=False), None, "f"),
+    ("TimeDistributed", lambda: nn.TimeDistributed(nn.Linear(3, 2)), (5, 3), "f"),
+]
+for _cls in (nn.RNN, nn.LSTM, nn.GRU):
+    _n = _cls.__name__
+    LAYER_CASES += [
+        (f"{_n}", lambda c=_cls: c(3, 4), (5, 3), "f"),
+        (f"{_n}-bidirectional", lambda c=_cls: c(3, 4, bidirectional=True), (5, 3), "f"),
+        (f"{_n}-3layers", lambda c=_cls: c(3, 4, num_layers=3, dropout=0.3), (5, 3), "f"),
+        (f"{_n}-2layers-bidir-nobias", lambda c=_cls: c(3, 4, num_layers=2, bias=False,
+                                                        bidirectional=True), (5, 3), "f"),
+        (f"{_n}-time-major", lambda c=_cls: c(3, 4, batch_first=False, num_layers=2,
+                                             bidirectional=True), None, "f"),
+        (f"{_n}-T1", lambda c=_cls: c(3, 4, bidirectional=True), (1, 3), "f"),
+    ]
+LAYER_CASES.append(("RNN-relu-bidir", lambda: nn.RNN(3, 4, nonlinearity="relu",
+                                                    bidirectional=True, num_layers=2),
+                    (5, 3), "f"))
+
+
+@pytest.mark.parametrize("case", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_layer_matches_onnxruntime(case, rng):
+    name, factory, shape, kind = case
+    neuropil.manual_seed(1)
+    model = factory()
+    if shape is None:  # time-major recurrent input (T, N, F): the batch is axis 1
+        example, run = _floats(rng, (5, 2, 3)), _floats(rng, (5, 4, 3))
+        _check(model, example, run, dynamic_axes={1: "batch"})
+        return
+    if kind == "i":
+        example = rng.integers(0, 11, (2,) + shape)
+        run = rng.integers(0, 11, (5,) + shape)
+    else:
+        example, run = _floats(rng, (2,) + shape), _floats(rng, (5,) + shape)
+    _check(model, example, run)
+
+
+def test_every_layer_class_has_a_converter():
+    """A layer added to neuropil.nn without an ONNX converter fails here, by name."""
+    layers = [getattr(nn, n) for n in nn.__all__]
+    layers = [c for c in layers if isinstance(c, type) and issubclass(c, nn.Module)
+              and c is not nn.Module and not c.__name__.endswith("Loss")]  # losses train only
+    missing = [c.__name__ for c in layers if npx._registry.converter_for(c) is None]
+    assert not missing, f"no ONNX converter for {missing}: add one in neuropil/onnx"
+    exercised = {c[0].split("-")[0] for c in LAYER_CASES} | {"Sequential"}
+    untested = [c.__name__ for c in layers if c.__name__ not in exercised]
+    assert not untested, f"add {untested} to LAYER_CASES"
+
+
+def test_recurrent_sequence_length_may_be_dynamic(rng):
+    neuropil.manual_seed(2)
+    model = nn.Sequential(nn.GRU(3, 6, bidirectional=True), nn.TimeDistributed(nn.Linear(12, 2)))
+    _check(model, _floats(rng, (2, 5, 3)), _floats(rng, (3, 9, 3)),
+           dynamic_axes={0: "batch", 1: "time"})
+    proto = npx.export(model, _floats(rng, (2, 5, 3)), dynamic_axes={0: "batch", 1: "time"})
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", "time", 2]
+
+
+def test_gate_orders_follow_onnx(rng):
+    """Export a one-step LSTM/GRU whose gates are told apart by their biases alone and read
+    the gate rows ONNX Runtime sees: i,o,f,c for the LSTM and z,r,h for the GRU."""
+    for cls, order in ((nn.LSTM, [0, 3, 1, 2]), (nn.GRU, [1, 0, 2])):
+        layer = cls(1, 1)
+        for p in layer.parameters():
+            p.data[...] = 0
+        gates = len(order)
+        layer.bias_ih_l0.data[:] = np.arange(1, gates + 1)
+        proto = npx.export(nn.Sequential(layer), np.zeros((1, 1, 1), np.float32))
+        # evaluate the graph's B input with ONNX Runtime by exposing it as an output
+        b_name = next(n for n in proto.graph.node if n.op_type in ("LSTM", "GRU")).input[3]
+        proto.graph.output.append(onnx.helper.make_tensor_value_info(b_name, 1, None))
+        b = _session(proto).run([b_name], {"input": np.zeros((1, 1, 1), np.float32)})[0]
+        assert b.shape == (1, 2 * gates)
+        np.testing.assert_array_equal(b[0, :gates], np.array(order) + 1)
+
+
+def _digits_mlp():
+    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.2),
+                         nn.Linear(128, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10))
+
+
+def _digits_cnn():
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 4 * 4, 128), nn.ReLU(),
+                         nn.Linear(128, 10))
+
+
+def _fashion_cnn():
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def _fashion_mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2),
+                         nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, 10))
+
+
+def _char_lm():  # examples/char_lm.py's layers, as a Sequential (its own class takes state=)
+    return nn.Sequential(nn.Embedding(60, 32), nn.LSTM(32, 64, num_layers=2),
+                         nn.TimeDistributed(nn.Linear(64, 60)))
+
+
+def _sklearn_mlp():  # examples/sklearn_digits.py: the estimators' default module
+    from neuropil.sklearn import mlp
+    return mlp(64, 10, hidden=(64,))
+
+
+# the examples' architectures (examples/*.py build theirs inline; keep these in step)
+EXAMPLE_MODELS = [
+    ("digits_mlp", _digits_mlp, (64,), "f"),
+    ("digits_cnn", _digits_cnn, (1, 8, 8), "f"),
+    ("digits_rnn-lstm", lambda: nn.Sequential(nn.LSTM(8, 64), nn.LastStep(),
+                                              nn.Linear(64, 10)), (8, 8), "f"),
+    ("digits_rnn-gru", lambda: nn.Sequential(nn.GRU(8, 64), nn.LastStep(),
+                                             nn.Linear(64, 10)), (8, 8), "f"),
+    ("fashion_mnist_cnn", _fashion_cnn, (1, 28, 28), "f"),
+    ("fashion_mnist_mlp", _fashion_mlp, (28, 28), "f"),
+    ("linear_regression", lambda: nn.Linear(3, 3), (3,), "f"),
+    ("char_lm", _char_lm, (16,), "i"),
+    ("sklearn_digits-mlp", lambda: _sklearn_mlp(), (64,), "f"),
+]
+
+
+@pytest.mark.parametrize("case", EXAMPLE_MODELS, ids=[c[0] for c in EXAMPLE_MODELS])
+def test_example_models_match_onnxruntime(case, rng):
+    name, factory, shape, kind = case
+    if name.startswith("sklearn"):
+        pytest.importorskip("sklearn")
+    neuropil.manual_seed(3)
+    model = factory()
+    if kind == "i":
+        example, run = rng.integers(0, 60, (2,) + shape), rng.integers(0, 60, (7,) + shape)
+    else:
+        example, run = _floats(rng, (2,) + shape), _floats(rng, (7,) + shape)
+    _check(model, example, run)
+
+
+def test_trained_model_round_trip(tmp_path, rng):
+    """A trained model: the file matches it, and load_weights into a fresh model of the
+    same architecture gives the same outputs (and can be trained further)."""
+    neuropil.manual_seed(4)
+    x = _floats(rng, (64, 1, 8, 8))
+    y = rng.integers(0, 10, 64)
+    model = _digits_cnn()
+    model.fit(x, y, loss=nn.CrossEntropyLoss(), optimizer="adam", epochs=1, verbose=0)
+    path = tmp_path / "cnn.onnx"
+    npx.export(model, x[:4], path)
+    assert path.stat().st_size > 0
+    neuropil.manual_seed(99)
+    fresh = _digits_cnn()
+    assert not np.allclose(_neuropil_eval(fresh, x), _neuropil_eval(model, x))
+    assert npx.load_weights(fresh, path) is fresh
+    np.testing.assert_array_equal(_neuropil_eval(fresh, x), _neuropil_eval(model, x))
+    fresh.fit(x, y, loss=nn.CrossEntropyLoss(), optimizer="sgd", epochs=1, verbose=0)
+
+
+def test_initializers_are_the_state_dict(rng):
+    neuropil.manual_seed(5)
+    model = nn.Sequential(nn.Embedding(9, 4), nn.LSTM(4, 5, num_layers=2, bidirectional=True),
+                          nn.LastStep(), nn.Linear(10, 3))
+    proto = npx.export(model, rng.integers(0, 9, (2, 6)))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    state = model.state_dict()
+    assert list(inits) == list(state)
+    for k in state:
+        np.testing.assert_array_equal(inits[k], state[k])
+
+
+def test_shared_layer_is_written_once(rng):
+    neuropil.manual_seed(6)
+    shared = nn.Linear(4, 4)
+    model = nn.Sequential(shared, nn.Tanh(), shared)
+    proto, _ = _check(model, _floats(rng, (2, 4)), _floats(rng, (3, 4)))
+    assert [i.name for i in proto.graph.initializer] == ["0.weight", "0.bias"]
+
+
+def test_load_weights_names_every_mismatch(tmp_path, rng):
+    neuropil.manual_seed(7)
+    path = tmp_path / "m.onnx"
+    npx.export(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), _floats(rng, (1, 4)),
+               path)
+    wrong = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2), nn.Linear(2, 2))
+    before = wrong.state_dict()
+    with pytest.raises(ValueError) as err:
+        npx.load_weights(wrong, path)
+    msg = str(err.value)
+    for needle in ("0.weight: the model has shape (5, 4), the file (3, 4)", "2.weight",
+                   "missing initializers: 3.weight (2, 2), 3.bias (2,)"):
+        assert needle in msg
+    for k, v in wrong.state_dict().items():  # nothing changed
+        np.testing.assert_array_equal(v, before[k])
+    # unexpected initializers: strict refuses, strict=False loads what matches
+    small = nn.Sequential(nn.Linear(4, 3))
+    with pytest.raises(ValueError, match="no place for: 2.weight, 2.bias"):
+        npx.load_weights(small, path)
+    npx.load_weights(small, path, strict=False)
+
+
+def test_load_weights_bad_files(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(FileNotFoundError):
+        npx.load_weights(model, tmp_path / "absent.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00\xffnot a protobuf" * 10)
+    with pytest.raises(ValueError, match="not a readable ONNX file"):
+        npx.load_weights(model, junk)
+    with pytest.raises(TypeError):
+        npx.load_weights(model, 3)
+    with pytest.raises(TypeError):
+        npx.load_weights("model", junk)
+
+
+class _Custom(nn.Module):
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, g):
+        return g * 2
+
+
+class _Composite(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.a(x) + x
+
+
+class _MyLinear(nn.Linear):  # own forward: the Linear converter would lie
+    def forward(self, x):
+        return super().forward(x) * 3
+
+
+def test_clear_errors_name_the_layer(rng):
+    x = _floats(rng, (2, 2))
+    with pytest.raises(npx.ExportError, match=r"layer '1' \(_Custom"):
+        npx.export(nn.Sequential(nn.Linear(2, 2), _Custom()), x)
+    with pytest.raises(npx.ExportError, match=r"no ONNX converter for layer '0' \(_Composite"):
+        npx.export(nn.Sequential(_Composite()), x)
+    with pytest.raises(npx.ExportError, match="_MyLinear"):
+        npx.export(nn.Sequential(_MyLinear(2, 2)), x)
+    with pytest.raises(npx.ExportError, match="model.float"):
+        npx.export(nn.Sequential(nn.Linear(2, 2)).double(), x)
+    with pytest.raises(ValueError, match=r"expected input \(N, 3\)"):  # neuropil's own check
+        npx.export(nn.Linear(3, 2), x)
+    with pytest.raises(ValueError, match="example_input"):
+        npx.export(nn.Linear(2, 2), np.zeros((0, 2), np.float32))
+    with pytest.raises(TypeError, match="example_input"):
+        npx.export(nn.Linear(2, 2), np.array([["a", "b"]]))
+    with pytest.raises(ValueError, match="NaN"):
+        npx.export(nn.Linear(2, 2), np.full((1, 2), np.nan, np.float32))
+    with pytest.raises(TypeError, match="neuropil.nn.Module"):
+        npx.export(lambda v: v, x)
+    with pytest.raises(ValueError, match="dynamic axis 5"):
+        npx.export(nn.Linear(2, 2), x, dynamic_axes={5: "n"})
+    with pytest.raises(FileNotFoundError, match="directory"):
+        npx.export(nn.Linear(2, 2), x, "/nonexistent-dir-for-test/m.onnx")
+
+
+def test_a_registered_converter_exports_a_custom_layer(rng):
+    @npx.register(_Custom)
+    def _double(ctx, layer, inputs, output):
+        two = ctx.constant(np.array(2, np.float32), "two")
+        return ctx.node("Mul", [inputs[0].name, two])
+    try:
+        model = nn.Sequential(nn.Linear(3, 3), _Custom())
+        _check(model, _floats(rng, (2, 3)), _floats(rng, (4, 3)))
+    finally:
+        del npx._registry._CONVERTERS[_Custom]
+
+
+def test_export_restores_training_modes_and_writes_atomically(tmp_path, rng):
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    model[1].eval()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"old")
+    with pytest.raises(npx.ExportError):
+        npx.export(nn.Sequential(nn.Linear(2, 2), _Custom()), _floats(rng, (1, 2)), path)
+    assert path.read_bytes() == b"old"  # a failed export leaves the old file
+    npx.export(model, _floats(rng, (1, 2)), path)
+    assert model.training and model[0].training and not model[1].training
+    assert onnx.load(str(path)).opset_import[0].version == npx.OPSET == 17
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temporary left
+
+
+def test_import_neuropil_imports_neither_onnx_nor_sklearn():
+    code = ("import sys, neuropil; bad = [m for m in ('onnx', 'onnxruntime', 'sklearn') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

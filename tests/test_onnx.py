@@ -94,6 +94,74 @@ for _cls in (nn.RNN, nn.LSTM, nn.GRU):
                                              bidirectional=True), None, "f"),
         (f"{_n}-T1", lambda c=_cls: c(3, 4, bidirectional=True), (1, 3), "f"),
     ]
+
+
+def _if_layer(name, *cases):
+    """Cases of a layer that may not be in this build of neuropil.nn yet."""
+    return list(cases) if hasattr(nn, name) else []
+
+
+def _batch_norm(cls, c, **kw):
+    def make():
+        layer = getattr(nn, cls)(c, **kw)
+        g = np.random.default_rng(11)
+        for p in layer.parameters():
+            p.data[...] = g.uniform(0.5, 1.5, p.shape) * g.choice([-1, 1], p.shape)
+        if layer.track_running_stats:
+            layer.running_mean[...] = g.standard_normal(c)
+            layer.running_var[...] = g.uniform(0.2, 3.0, c)
+        return layer
+    return make
+
+
+LAYER_CASES += (
+    _if_layer("LeakyReLU", ("LeakyReLU", lambda: nn.LeakyReLU(), (3, 4), "f"),
+              ("LeakyReLU-negative-slope", lambda: nn.LeakyReLU(-0.5), (7,), "f"))
+    + _if_layer("ELU", ("ELU", lambda: nn.ELU(), (3, 4), "f"),
+                ("ELU-alpha", lambda: nn.ELU(0.3), (7,), "f"))
+    + _if_layer("GELU", ("GELU", lambda: nn.GELU(), (3, 4), "f"),
+                ("GELU-tanh", lambda: nn.GELU(approximate="tanh"), (7,), "f"))
+    + _if_layer("Softplus", ("Softplus", lambda: nn.Softplus(), (3, 4), "f"),
+                ("Softplus-beta-threshold", lambda: nn.Softplus(beta=2.0, threshold=0.5), (9,),
+                 "f"),
+                ("Softplus-negative-beta", lambda: nn.Softplus(beta=-0.7, threshold=1.0), (9,),
+                 "f"))
+    + _if_layer("BatchNorm1d", ("BatchNorm1d", _batch_norm("BatchNorm1d", 5), (5,), "f"),
+                ("BatchNorm1d-NCL", _batch_norm("BatchNorm1d", 3, eps=1e-3), (3, 7), "f"),
+                ("BatchNorm1d-no-affine", _batch_norm("BatchNorm1d", 4, affine=False), (4, 2),
+                 "f"))
+    + _if_layer("BatchNorm2d", ("BatchNorm2d", _batch_norm("BatchNorm2d", 3), (3, 5, 4), "f"),
+                ("BatchNorm2d-batch-stats", _batch_norm("BatchNorm2d", 3,
+                                                        track_running_stats=False),
+                 (3, 5, 4), "f"),
+                ("BatchNorm2d-batch-stats-no-affine", _batch_norm(
+                    "BatchNorm2d", 2, affine=False, track_running_stats=False), (2, 3, 3), "f"))
+    + _if_layer("Upsample",
+                ("Upsample", lambda: nn.Upsample(scale_factor=2), (3, 4, 5), "f"),
+                ("Upsample-nearest-1.5", lambda: nn.Upsample(scale_factor=1.5), (2, 5, 7), "f"),
+                ("Upsample-nearest-size", lambda: nn.Upsample(size=(7, 3)), (2, 5, 4), "f"),
+                ("Upsample-nearest-1d", lambda: nn.Upsample(scale_factor=3), (2, 5), "f"),
+                ("Upsample-bilinear", lambda: nn.Upsample(scale_factor=2, mode="bilinear"),
+                 (2, 4, 5), "f"),
+                ("Upsample-bilinear-aligned", lambda: nn.Upsample(
+                    scale_factor=(2, 3), mode="bilinear", align_corners=True), (2, 4, 5), "f"),
+                ("Upsample-bilinear-size", lambda: nn.Upsample(size=(9, 4), mode="bilinear"),
+                 (2, 4, 5), "f"),
+                ("Upsample-bilinear-recompute", lambda: nn.Upsample(
+                    scale_factor=1.7, mode="bilinear", recompute_scale_factor=True), (1, 5, 6),
+                 "f"),
+                ("Upsample-linear-1d", lambda: nn.Upsample(scale_factor=2.5, mode="linear"),
+                 (3, 6), "f"),
+                ("Upsample-linear-1d-aligned", lambda: nn.Upsample(
+                    size=11, mode="linear", align_corners=True), (3, 6), "f"))
+    + _if_layer("UpsamplingNearest2d", ("UpsamplingNearest2d",
+                                        lambda: nn.UpsamplingNearest2d(scale_factor=2),
+                                        (2, 3, 3), "f"))
+    + _if_layer("UpsamplingBilinear2d", ("UpsamplingBilinear2d",
+                                         lambda: nn.UpsamplingBilinear2d(size=(5, 8)),
+                                         (2, 3, 3), "f"))
+    + _if_layer("Dropout2d", ("Dropout2d", lambda: nn.Dropout2d(0.4), (3, 4, 4), "f"))
+)
 LAYER_CASES.append(("RNN-relu-bidir", lambda: nn.RNN(3, 4, nonlinearity="relu",
                                                     bidirectional=True, num_layers=2),
                     (5, 3), "f"))

@@ -25,7 +25,17 @@ RNN / LSTM / GRU                   RNN / LSTM / GRU, one node per layer, gates
                                    num_layers > 1, batch_first (Transposes)
 LastStep                           Gather(index -1) on the time axis
 TimeDistributed(m)                 Reshape, m's nodes, Reshape
+LeakyReLU / ELU                    LeakyRelu / Elu
+GELU (erf and tanh forms)          Erf or Tanh with Mul/Add (no Gelu before 20)
+Softplus(beta, threshold)          Softplus, Mul/Div by beta, Where(threshold)
+BatchNorm1d / BatchNorm2d          BatchNormalization (eval: running statistics);
+                                   ReduceMean... when track_running_stats=False
+Upsample (nearest, linear,         Resize (asymmetric+floor nearest; half_pixel
+bilinear), Upsampling*2d           or align_corners linear); 3-D via Unsqueeze
+Dropout2d                          Identity (eval form)
 =================================  ===========================================
+
+(The rows from LeakyReLU down apply when those layers exist in the installed neuropil.)
 
 Not exported (``ExportError`` names the layer): a recurrent layer's ``lengths=`` and
 initial ``state`` (the graph starts from zeros, as a ``Sequential`` does), float64
@@ -50,7 +60,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 
 from ._registry import ExportError, register, registered
 from ._graph import ExportContext, Value
-from . import _layers, _recurrent  # noqa: F401  (register the converters)
+from . import _layers, _recurrent, _newer  # noqa: F401  (register the converters)
 from ._export import IR_VERSION, OPSET, export
 from ._load import load_weights
 

@@ -162,6 +162,22 @@ def test_module_forms_and_data_dependent_sizes(digits):
     with pytest.raises(ValueError, match="shape"):
         clf.predict((x_test / 16).reshape(-1, 1, 4, 16))
 
+    # a graph model (skip connection) as the module, its width a parameter
+    class Residual(nn.Module):
+        def __init__(self, n_features_in, n_classes, width=16):
+            super().__init__()
+            self.inp, self.fc = nn.Linear(n_features_in, width), nn.Linear(width, width)
+            self.act, self.add = nn.ReLU(), nn.Add()
+            self.out = nn.Linear(width, n_classes)
+
+        def forward(self, x):
+            h = self.act(self.inp(x))
+            return self.out(self.act(self.add(h, self.fc(h))))
+
+    res = NeuralClassifier(Residual, module__width=24, epochs=4, optimizer__lr=0.01,
+                           random_state=0).fit(x_train / 16, y_train)
+    assert res.module_.fc.out_features == 24 and res.score(x_test / 16, y_test) > 0.9
+
     # a Module instance: copied at each fit, the instance itself untouched
     neuropil.manual_seed(0)
     template = nn.Sequential(nn.Linear(64, 10))

@@ -12,6 +12,11 @@ Layers and the ONNX operators they become:
 
 =================================  ===========================================
 Sequential (nested too)            the children's nodes, in order
+any other model (a Module whose    its recorded forward (nn.graph.trace) walked
+forward calls layers)              call by call: merges, contiguous reshapes
+                                   (Reshape), several inputs and outputs, a
+                                   layer used twice, recurrent state passed on
+Concat / Add                       Concat / Add (Sum for three or more)
 Linear                             Gemm (2-D input); Transpose + MatMul + Add
 Conv2d                             Conv
 MaxPool2d / AvgPool2d              MaxPool / AveragePool (count_include_pad)
@@ -22,7 +27,9 @@ Embedding                          Gather (int64 indices)
 RNN / LSTM / GRU                   RNN / LSTM / GRU, one node per layer, gates
                                    reordered (LSTM ifgo -> iofc, GRU rzn -> zrh,
                                    linear_before_reset=1), bidirectional,
-                                   num_layers > 1, batch_first (Transposes)
+                                   num_layers > 1, batch_first (Transposes);
+                                   in a graph model state= is an input
+                                   (initial_h/c) and layer.state an output
 LastStep                           Gather(index -1) on the time axis
 TimeDistributed(m)                 Reshape, m's nodes, Reshape
 LeakyReLU / ELU                    LeakyRelu / Elu
@@ -37,10 +44,13 @@ Dropout2d                          Identity (eval form)
 
 (The rows from LeakyReLU down apply when those layers exist in the installed neuropil.)
 
-Not exported (``ExportError`` names the layer): a recurrent layer's ``lengths=`` and
-initial ``state`` (the graph starts from zeros, as a ``Sequential`` does), float64
-models (convert with ``model.float()``), custom layers without a converter, and
-composite modules other than ``Sequential``.
+Not exported (``ExportError`` names the layer): a recurrent layer's ``lengths=`` (the
+export replays every layer call and refuses a model whose replay differs from its own
+forward), integer inputs of graph models other than ``Sequential`` (the trace names
+float inputs only; a ``Sequential`` may start with an ``Embedding``), forwards the graph
+engine refuses to trace (NumPy arithmetic between layers, a non-reentrant layer called
+twice), float64 models (convert with ``model.float()``) and custom layers without a
+converter.
 
 Adding a layer is one function::
 

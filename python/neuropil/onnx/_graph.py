@@ -3,7 +3,9 @@
 ``ExportContext`` owns the nodes and initializers of one export. Converters (see
 ``_registry``) talk to it only through ``node``, ``param``, ``constant``, ``fresh`` and
 ``convert``; they never touch ``onnx`` protobufs themselves, so a converter is a few
-lines of "which ONNX operators compute this layer".
+lines of "which ONNX operators compute this layer". A model without a converter (any
+composite but ``Sequential``) is walked along its recorded forward (``nn.graph.trace``),
+each layer call converted in turn.
 
 Tensors flowing through the walk are ``Value``s: the ONNX tensor name plus neuropil's
 own output for the example input, computed as the walk goes (eval mode). Converters
@@ -81,6 +83,8 @@ class ExportContext:
     def describe(self, module) -> str:
         path = self.path(module)
         where = f"layer {path!r}" if path else "the model"
+        if module._modules:  # a model: its name, not its whole repr
+            return f"{where} ({type(module).__name__})"
         return f"{where} ({type(module).__name__}: {module!r})".replace("\n", " ")
 
     def refuse(self, module, why: str) -> ExportError:
@@ -130,29 +134,103 @@ class ExportContext:
 
     # -- the walk ---------------------------------------------------------------------
     def convert(self, module, inputs) -> Value:
-        """Emit the nodes of ``module`` applied to ``inputs`` (Values); return its output.
+        """Emit the nodes of ``module`` applied to ``inputs`` (Values); return its (first)
+        output. Runs neuropil's forward on the examples first, so the converter sees the
+        real output (and a layer that fails on the example fails here, with neuropil's
+        own message)."""
+        return self.convert_all(module, inputs)[0]
 
-        Runs neuropil's forward on the examples first, so the converter sees the real output
-        (and a layer that fails on the example fails here, with neuropil's own message)."""
-        fn = find_converter(module)
+    def convert_all(self, module, inputs) -> list:
+        """Every output of ``module`` on ``inputs``, as Values (a layer's converter, or the
+        walk of a composite model's recorded forward)."""
+        fn, run = find_converter(module)
         if fn is None:
-            what = ("a composite module: only Sequential containers are walked so far; "
-                    if module._modules else "")
+            if not type(module)._leaf:
+                return self._convert_traced(module, inputs)
             raise ExportError(
                 f"neuropil.onnx.export: no ONNX converter for {self.describe(module)} "
-                f"({what}register one with @neuropil.onnx.register({type(module).__name__}), "
+                f"(register one with @neuropil.onnx.register({type(module).__name__}), "
                 f"see help(neuropil.onnx))")
-        output = module(*[v.example for v in inputs])
-        if not isinstance(output, np.ndarray):
-            raise self.refuse(module, f"its forward returned {type(output).__name__}, "
-                                      f"not one array")
-        output = np.array(output, copy=True)  # layers may reuse their buffers
+        examples = [v.example for v in inputs]
+        if run is not None:
+            outputs = [np.array(o, copy=True) for o in run(module, examples)]
+            given = outputs
+        else:
+            out = module(*examples)
+            if not isinstance(out, np.ndarray):
+                raise self.refuse(module, f"its forward returned {type(out).__name__}, "
+                                          f"not one array")
+            outputs = [np.array(out, copy=True)]  # layers may reuse their buffers
+            given = outputs[0]
         self._stack.append(self.path(module))
         try:
-            name = fn(self, module, list(inputs), output)
+            names = fn(self, module, list(inputs), given)
         finally:
             self._stack.pop()
-        if not isinstance(name, str):
+        names = (names,) if isinstance(names, str) else tuple(names)
+        if not names or not all(isinstance(n, str) for n in names) \
+                or len(names) > len(outputs):
             raise ExportError(f"neuropil.onnx: the converter for {type(module).__name__} "
-                              f"returned {name!r}, not a tensor name")
-        return Value(name, output)
+                              f"returned {names!r}, not one tensor name per output "
+                              f"({len(outputs)})")
+        return [Value(n, o) for n, o in zip(names, outputs)]
+
+    def _convert_traced(self, model, inputs) -> list:
+        """A composite model: walk its recorded forward (``nn.graph.trace``), converting
+        each layer call on the values it was recorded with."""
+        from ..nn.graph import trace  # the engine's exporter interface
+        examples = [v.example for v in inputs]
+        try:
+            t = trace(model, *examples)
+        except ValueError as err:
+            raise self.refuse(model, f"its forward cannot be traced: {err}") from None
+        floats = [v for v in inputs if v.example.dtype.kind == "f"]
+        if len(t.inputs) != len(floats):
+            raise self.refuse(model, f"its trace has {len(t.inputs)} inputs, the export "
+                                     f"{len(floats)} float inputs")
+        values = dict(zip(t.inputs, floats))
+        for call in t.calls:
+            if call.module is None:  # a recorded reshape of a layer's output
+                src = values[call.inputs[0]]
+                shape = _batch_safe_shape(src.example.shape, call.reshape_to)
+                name = self.node("Reshape", [src.name, self.constant(shape, "shape",
+                                                                      np.int64)], "reshape")
+                values[call.outputs[0]] = Value(name, src.example.reshape(call.reshape_to))
+                continue
+            layer = call.module
+            if any(n is None for n in call.inputs):
+                k = call.inputs.index(None)
+                raise self.refuse(layer, f"its input {k} is not named by the model's trace "
+                                         f"(an integer model input, or a constant buffer); "
+                                         f"graph models export only float inputs that flow "
+                                         f"through layers (a Sequential may start with an "
+                                         f"Embedding)")
+            outs = self.convert_all(layer, [values[n] for n in call.inputs])
+            if len(outs) < len(call.outputs):
+                raise self.refuse(layer, f"it recorded {len(call.outputs)} outputs but its "
+                                         f"converter gives {len(outs)}")
+            values.update(zip(call.outputs, outs))
+        missing = [k for k, n in enumerate(t.outputs) if n is None]
+        if missing:
+            raise self.refuse(model, f"its output {missing[0]} is not computed by a layer")
+        return [values[n] for n in t.outputs]
+
+    def prune(self, outputs) -> None:
+        """Drop the nodes no graph output depends on (a recurrent layer's state outputs in
+        a Sequential, say)."""
+        needed = set(outputs)
+        kept = []
+        for node in reversed(self.nodes):
+            if any(o in needed for o in node.output):
+                kept.append(node)
+                needed.update(i for i in node.input if i)
+        self.nodes = kept[::-1]
+
+
+def _batch_safe_shape(src_shape, dst_shape) -> list:
+    """A Reshape target that holds for any batch size: the leading dim copied (0) when the
+    reshape keeps it, inferred (-1) when it folds more into it; the rest as recorded."""
+    dst = [int(d) for d in dst_shape]
+    if dst:
+        dst[0] = 0 if src_shape and dst[0] == src_shape[0] else -1
+    return dst

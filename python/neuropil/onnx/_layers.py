@@ -1,6 +1,6 @@
 """Converters of the feed-forward layers and containers (one function per layer class).
 
-ONNX operators used (opset 17): Gemm, MatMul, Add, Transpose, Conv, MaxPool,
+ONNX operators used (opset 17): Gemm, MatMul, Add, Sum, Concat, Transpose, Conv, MaxPool,
 AveragePool, Relu, Sigmoid, Tanh, Softmax, Flatten, Reshape, Identity, Gather, Cast.
 """
 from __future__ import annotations
@@ -96,6 +96,19 @@ def _avg_pool2d(ctx, layer, inputs, output):
     # divides by kH*kW exactly as PyTorch does
     return ctx.node("AveragePool", [inputs[0].name], **_pool_attrs(layer),
                     count_include_pad=int(layer.count_include_pad))
+
+
+@register(nn.Concat)
+def _concat(ctx, layer, inputs, output):
+    return ctx.node("Concat", [v.name for v in inputs], axis=layer.dim)
+
+
+@register(nn.Add)
+def _add(ctx, layer, inputs, output):
+    names = [v.name for v in inputs]
+    if len(names) == 1:
+        return ctx.node("Identity", names)
+    return ctx.node("Add" if len(names) == 2 else "Sum", names)
 
 
 @register(nn.Embedding)

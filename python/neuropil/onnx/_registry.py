@@ -11,7 +11,13 @@ A converter has the signature ``fn(ctx, layer, inputs, output) -> str``:
   ``forward``; merge layers get several);
 * ``output``: neuropil's own output of the layer on the example (read shapes from it).
 
-It returns the name of the tensor holding the layer's output.
+It returns the name of the tensor holding the layer's output, or a tuple of names for a
+layer with several outputs. Such a layer (a recurrent layer inside a graph model, whose
+state is an input and an output) registers a ``run(layer, examples) -> [arrays]`` that
+calls it on the inputs' examples and returns every output (``output`` is then that list).
+
+Composite models need no converter: the exporter walks their recorded forward
+(``neuropil.nn.graph.trace``) and converts each layer call.
 """
 from __future__ import annotations
 
@@ -20,17 +26,19 @@ from typing import Callable
 __all__ = ["ExportError", "register", "find_converter", "converter_for", "registered"]
 
 _CONVERTERS: dict[type, Callable] = {}
+_RUNNERS: dict[type, Callable] = {}
 
 
 class ExportError(ValueError):
     """A model (or one of its layers) cannot be written as ONNX; the message names it."""
 
 
-def register(*classes: type):
+def register(*classes: type, run: Callable | None = None):
     """Decorator: ``@register(nn.Linear)`` makes the function the converter of those classes.
 
     A subclass uses its nearest registered base's converter only if it keeps that base's
-    ``forward`` (a subclass computing something else must register its own)."""
+    ``forward`` (a subclass computing something else must register its own). ``run``: see
+    the module docstring (layers with several inputs or outputs to route)."""
     if not classes or not all(isinstance(c, type) for c in classes):
         raise TypeError(f"register: pass one or more layer classes, got {classes!r}")
 
@@ -39,26 +47,35 @@ def register(*classes: type):
             raise TypeError(f"register: {fn!r} is not callable")
         for cls in classes:
             _CONVERTERS[cls] = fn
+            if run is not None:
+                _RUNNERS[cls] = run
+            else:
+                _RUNNERS.pop(cls, None)
         return fn
 
     return decorate
 
 
 def find_converter(layer):
-    """The converter for ``layer``, or None."""
-    return converter_for(type(layer))
+    """``(converter, run)`` for ``layer`` (``run`` None for a plain ``layer(*inputs)``),
+    or ``(None, None)``."""
+    return _lookup(type(layer))
 
 
 def converter_for(cls: type):
     """The converter for instances of ``cls``, or None."""
+    return _lookup(cls)[0]
+
+
+def _lookup(cls: type):
     for klass in cls.__mro__:
         fn = _CONVERTERS.get(klass)
         if fn is None:
             continue
         if klass is cls or getattr(cls, "forward", None) is getattr(klass, "forward", None):
-            return fn
-        return None  # a subclass with its own forward: the base's converter would lie
-    return None
+            return fn, _RUNNERS.get(klass)
+        break  # a subclass with its own forward: the base's converter would lie
+    return None, None
 
 
 def registered() -> list[type]:

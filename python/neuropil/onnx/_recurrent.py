@@ -90,7 +90,7 @@ def _recurrent(ctx, layer, inputs, outputs):
             ins[3] = _stacked(ctx, layer, names, f"B_l{k}", [d, 2 * g * h])
         if state_in:  # sequence_lens, then this layer's rows of each initial state
             ins.append("")
-            ins += [_layer_rows(ctx, s, k, d) for s in state_in]
+            ins += [_layer_rows(ctx, s, k, d, layer.num_layers) for s in state_in]
         while ins[-1] == "":
             ins.pop()
         outs = ctx.node(_OP[layer.mode], ins, f"Y_l{k}", outputs=3 if lstm else 2, **attrs)
@@ -107,8 +107,10 @@ def _recurrent(ctx, layer, inputs, outputs):
     return (y, *states)
 
 
-def _layer_rows(ctx, state: str, k: int, d: int) -> str:
+def _layer_rows(ctx, state: str, k: int, d: int, layers: int) -> str:
     """Rows ``k*d .. (k+1)*d`` of a ``(num_layers*D, N, H)`` state: layer ``k``'s part."""
+    if layers == 1:
+        return state
     return ctx.node("Slice", [state, ctx.constant([k * d], "start", np.int64),
                               ctx.constant([(k + 1) * d], "end", np.int64),
                               ctx.constant([0], "axis", np.int64)], f"state_l{k}")

@@ -77,6 +77,22 @@ LAYER_CASES = [
     ("AvgPool2d-pad-include", lambda: nn.AvgPool2d(3, stride=2, padding=1), (2, 9, 10), "f"),
     ("AvgPool2d-pad-exclude", lambda: nn.AvgPool2d(3, stride=2, padding=1,
                                                    count_include_pad=False), (2, 9, 10), "f"),
+    ("Conv2d-groups", lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2), (4, 6, 5), "f"),
+    ("Conv2d-depthwise", lambda: nn.Conv2d(3, 3, (3, 1), stride=2, groups=3), (3, 9, 4), "f"),
+    ("MaxPool2d-ceil", lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True), (2, 8, 9), "f"),
+    ("MaxPool2d-ceil-pad", lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+     (2, 6, 7), "f"),
+    ("AvgPool2d-ceil", lambda: nn.AvgPool2d(3, stride=2, ceil_mode=True), (2, 8, 9), "f"),
+    ("AvgPool2d-ceil-pad", lambda: nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True),
+     (2, 6, 7), "f"),
+    ("AvgPool2d-ceil-pad-exclude", lambda: nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True,
+                                                        count_include_pad=False), (2, 6, 7), "f"),
+    ("MaxPool2d-ceil-last-window-dropped", lambda: nn.MaxPool2d(2, padding=1, ceil_mode=True),
+     (2, 5, 5), "f"),
+    ("MaxPool2d-ceil-one-axis-dropped", lambda: nn.MaxPool2d(2, stride=(3, 2), ceil_mode=True),
+     (2, 3, 7), "f"),
+    ("AvgPool2d-ceil-last-window-dropped", lambda: nn.AvgPool2d(
+        2, padding=1, ceil_mode=True), (2, 5, 5), "f"),
     ("Embedding", lambda: nn.Embedding(11, 4), (6,), "i"),
     ("LastStep", nn.LastStep, (5, 3), "f"),
     ("LastStep-time-major", lambda: nn.LastStep(batch_first=False), None, "f"),
@@ -127,7 +143,14 @@ def _batch_norm(cls, c, **kw):
 
 
 LAYER_CASES += (
-    _if_layer("LeakyReLU", ("LeakyReLU", lambda: nn.LeakyReLU(), (3, 4), "f"),
+    _if_layer("ConvTranspose2d",
+              ("ConvTranspose2d", lambda: nn.ConvTranspose2d(3, 4, 3), (3, 5, 4), "f"),
+              ("ConvTranspose2d-stride-pad-outpad", lambda: nn.ConvTranspose2d(
+                  2, 3, (3, 4), stride=2, padding=1, output_padding=1), (2, 4, 5), "f"),
+              ("ConvTranspose2d-groups-dilation-nobias", lambda: nn.ConvTranspose2d(
+                  4, 6, 3, stride=(1, 2), padding=(2, 1), groups=2, dilation=2, bias=False),
+               (4, 6, 5), "f"))
+    + _if_layer("LeakyReLU", ("LeakyReLU", lambda: nn.LeakyReLU(), (3, 4), "f"),
               ("LeakyReLU-negative-slope", lambda: nn.LeakyReLU(-0.5), (7,), "f"))
     + _if_layer("ELU", ("ELU", lambda: nn.ELU(), (3, 4), "f"),
                 ("ELU-alpha", lambda: nn.ELU(0.3), (7,), "f"))
@@ -425,6 +448,9 @@ def test_clear_errors_name_the_layer(rng):
         npx.export(lambda v: v, x)
     with pytest.raises(ValueError, match="dynamic axis 5"):
         npx.export(nn.Linear(2, 2), x, dynamic_axes={5: "n"})
+    with pytest.raises(npx.ExportError, match="rounds one axis up and the other down"):
+        npx.export(nn.AvgPool2d(2, stride=(3, 2), ceil_mode=True),
+                   _floats(np.random.default_rng(0), (1, 1, 3, 7)))
     with pytest.raises(FileNotFoundError, match="directory"):
         npx.export(nn.Linear(2, 2), x, "/nonexistent-dir-for-test/m.onnx")
 

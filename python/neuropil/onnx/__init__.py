@@ -18,8 +18,10 @@ forward calls layers)              call by call: merges, contiguous reshapes
                                    layer used twice, recurrent state passed on
 Concat / Add                       Concat / Add (Sum for three or more)
 Linear                             Gemm (2-D input); Transpose + MatMul + Add
-Conv2d                             Conv
-MaxPool2d / AvgPool2d              MaxPool / AveragePool (count_include_pad)
+Conv2d / ConvTranspose2d           Conv / ConvTranspose (groups, dilation,
+                                   output_padding)
+MaxPool2d / AvgPool2d              MaxPool / AveragePool (count_include_pad;
+                                   ceil_mode with PyTorch's last-window rule)
 Flatten                            Flatten (start_dim 1) or Reshape
 ReLU / Sigmoid / Tanh / Softmax    Relu / Sigmoid / Tanh / Softmax(axis=dim)
 Dropout / Identity                 Identity (eval form)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
-from ._registry import register
+from ._registry import register, register_existing
 
 
 @register(nn.Sequential)
@@ -75,26 +75,64 @@ def _conv2d(ctx, layer, inputs, output):
         ins.append(ctx.param(layer, "bias"))
     return ctx.node("Conv", ins, kernel_shape=list(layer.kernel_size),
                     strides=list(layer.stride), pads=[ph, pw, ph, pw],
-                    dilations=list(layer.dilation), group=1)
+                    dilations=list(layer.dilation), group=int(getattr(layer, "groups", 1)))
 
 
-def _pool_attrs(layer):
+@register_existing("ConvTranspose2d")
+def _conv_transpose2d(ctx, layer, inputs, output):
+    # the same weight layout (in, out/groups, kH, kW) and output-size formula as ONNX's;
+    # forward(x, output_size=...) is an argument a Sequential never passes (and a graph
+    # model's replay check refuses)
     ph, pw = layer.padding
-    return dict(kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                pads=[ph, pw, ph, pw])
+    ins = [inputs[0].name, ctx.param(layer, "weight")]
+    if layer.bias is not None:
+        ins.append(ctx.param(layer, "bias"))
+    return ctx.node("ConvTranspose", ins, kernel_shape=list(layer.kernel_size),
+                    strides=list(layer.stride), pads=[ph, pw, ph, pw],
+                    dilations=list(layer.dilation), group=int(layer.groups),
+                    output_padding=list(layer.output_padding))
+
+
+def _pool_attrs(ctx, layer, x, output):
+    """Attributes giving PyTorch's windows. ONNX's ceil_mode (opset 17) rounds up without
+    PyTorch's rule that the last window must start inside the input or its left padding;
+    where that rule removes the window, floor mode gives the same windows. An axis that
+    needs rounding up beside one that does not gets explicit end padding instead (max
+    pooling only: padding would count in an average)."""
+    ph, pw = layer.padding
+    kinds = set()  # per axis: which ONNX rounding gives PyTorch's output size
+    for n, k, s, p, o in zip(x.example.shape[2:], layer.kernel_size, layer.stride,
+                             layer.padding, output.shape[2:]):
+        floor, ceil = (n + 2 * p - k) // s + 1, -(-(n + 2 * p - k) // s) + 1
+        if floor != ceil:
+            kinds.add("floor" if o == floor else "ceil")
+    attrs = dict(kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                 pads=[ph, pw, ph, pw], ceil_mode=int(kinds == {"ceil"}))
+    if kinds == {"floor", "ceil"}:
+        if isinstance(layer, nn.AvgPool2d):
+            raise ctx.refuse(layer, f"with ceil_mode on an input of {x.example.shape[2:]}, "
+                                    f"PyTorch's rule rounds one axis up and the other down, "
+                                    f"which ONNX's AveragePool cannot express")
+        for i, (n, k, s, p, o) in enumerate(zip(x.example.shape[2:], layer.kernel_size,
+                                                layer.stride, layer.padding,
+                                                output.shape[2:])):
+            if (n + 2 * p - k) // s + 1 < o:  # pad the end: floor mode reaches the last window
+                attrs["pads"][2 + i] = (o - 1) * s + k - n - p
+    return attrs
 
 
 @register(nn.MaxPool2d)
 def _max_pool2d(ctx, layer, inputs, output):
     # ONNX pads max pooling with -inf, as neuropil and PyTorch do
-    return ctx.node("MaxPool", [inputs[0].name], **_pool_attrs(layer))
+    return ctx.node("MaxPool", [inputs[0].name], **_pool_attrs(ctx, layer, inputs[0], output))
 
 
 @register(nn.AvgPool2d)
 def _avg_pool2d(ctx, layer, inputs, output):
-    # without ceil_mode a window never leaves the padded image, so count_include_pad=1
-    # divides by kH*kW exactly as PyTorch does
-    return ctx.node("AveragePool", [inputs[0].name], **_pool_attrs(layer),
+    # a window never leaves the padded image but in ceil mode, where ONNX Runtime clips
+    # the divisor as PyTorch does; count_include_pad=1 divides by the window inside it
+    return ctx.node("AveragePool", [inputs[0].name],
+                    **_pool_attrs(ctx, layer, inputs[0], output),
                     count_include_pad=int(layer.count_include_pad))
 
 

@@ -13,17 +13,7 @@ import math
 
 import numpy as np
 
-from .. import nn
-from ._registry import register
-
-
-def _register_existing(*names):
-    """``register`` for the classes among ``names`` that this build of nn has."""
-    classes = tuple(getattr(nn, n) for n in names if isinstance(getattr(nn, n, None), type))
-
-    def decorate(fn):
-        return register(*classes)(fn) if classes else fn
-    return decorate
+from ._registry import register_existing as _register_existing
 
 
 def _f32(ctx, value, hint):

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-__all__ = ["ExportError", "register", "find_converter", "converter_for", "registered"]
+__all__ = ["ExportError", "register", "register_existing", "find_converter", "converter_for",
+           "registered"]
 
 _CONVERTERS: dict[type, Callable] = {}
 _RUNNERS: dict[type, Callable] = {}
@@ -53,6 +54,17 @@ def register(*classes: type, run: Callable | None = None):
                 _RUNNERS.pop(cls, None)
         return fn
 
+    return decorate
+
+
+def register_existing(*names: str, run: Callable | None = None):
+    """``register`` for the classes among ``names`` (of ``neuropil.nn``) that this build has:
+    converters written for layers still landing elsewhere stay inert until they arrive."""
+    from .. import nn
+    classes = tuple(getattr(nn, n) for n in names if isinstance(getattr(nn, n, None), type))
+
+    def decorate(fn: Callable) -> Callable:
+        return register(*classes, run=run)(fn) if classes else fn
     return decorate
 
 

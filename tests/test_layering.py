@@ -1,7 +1,8 @@
 """The Python layer's imports run one way (DESIGN.md):
 
     _kernels, _random, io  <-  functional  <-  nn  <-  optim  <-  distributed  <-  callbacks
-        <-  training, checkpoint
+        <-  training, checkpoint  <-  sklearn (the estimators drive training)
+    and nn  <-  onnx (export reads layers, never trains; optim and above never import it)
 
 No module imports a layer above its own, not even lazily inside a function. Modules
 outside the chain (image, datasets, testing, _config) sit where their imports put them.
@@ -22,6 +23,8 @@ RANK = {
     "distributed": 4,
     "callbacks": 5,
     "training": 6, "checkpoint": 6,
+    "onnx": 2.5,      # above nn, below optim: export reads layers, never trains
+    "sklearn": 7,     # the estimators drive training
 }
 
 

@@ -305,8 +305,9 @@ def test_a_layer_that_keeps_one_calls_state_cannot_be_shared(rng):
             return self.scale(self.scale(x))
 
     model = Twice()
-    y = model(rng.standard_normal((2, 4, 3)).astype(np.float32))  # the forward still works
-    np.testing.assert_array_equal(y, model.scale._x * 2)
+    x = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    y = model(x)  # the forward still works
+    np.testing.assert_array_equal(y, x * 4)
     with pytest.raises(ValueError, match=r"layer 'scale' \(Scale\) is called a second time.*"
                                          r"separate layer"):
         model.backward(np.ones_like(y))
@@ -672,3 +673,26 @@ def test_hooks_fire_layer_by_layer_during_the_backward(rng):
     model(rng.standard_normal((2, 3)).astype(np.float32))
     model.backward(np.ones((2, 2), np.float32))
     assert seen == ["last", "first layer runs", "first"]  # the last layer's fired early
+
+
+def test_a_reused_layer_keeps_its_first_output_intact(rng):
+    """A layer keeping one call's state, called twice in training mode: each call writes
+    its own buffers, so the forward is right (only its backward is refused)."""
+
+    class Both(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.fc, self.add = nn.GRU(3, 3), nn.Linear(3, 3), nn.Add()
+
+        def forward(self, x):
+            return self.add(self.rnn(x), self.rnn(self.fc(x)))
+
+    model = Both()
+    x = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    y = model(x).copy()
+    model.eval()
+    np.testing.assert_allclose(y, model(x), rtol=1e-6)  # eval returns fresh arrays
+    model.train()
+    model(x)
+    with pytest.raises(ValueError, match="called a second time"):
+        model.backward(np.ones_like(y))

@@ -647,12 +647,43 @@ class _IntInput(nn.Module):
         return self.fc(self.emb(idx))
 
 
+class _Detached(nn.Module):
+    """A constant offset computed in the forward and marked with nn.detach, and a buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.add = nn.Linear(3, 3), nn.Add()
+        self.register_buffer("bias2", np.full((1, 3), 0.5, np.float32))
+        self.cat = nn.Concat(0)
+
+    def forward(self, x):
+        return self.cat(self.add(self.fc(x), nn.detach(np.ones((len(x), 3), np.float32))),
+                        self.bias2)
+
+
+class _LstmTwice(nn.Module):
+    """A layer that keeps one call's state, called twice: not trainable end to end, but
+    its forward exports."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.fc, self.add = nn.LSTM(3, 3), nn.Linear(3, 3), nn.Add()
+
+    def forward(self, x):
+        return self.add(self.rnn(x), self.rnn(self.fc(x)))
+
+
 def test_graph_models_refused_clearly(rng):
     with pytest.raises(npx.ExportError, match="does not reproduce"):
         npx.export(_Lengths(), _floats(rng, (2, 4, 3)))  # lengths= is invisible to the walk
-    with pytest.raises(npx.ExportError, match=r"layer 'emb' \(Embedding.*not named by the"):
-        npx.export(_IntInput(), rng.integers(0, 5, (2, 3)))
-    # the same layers as a Sequential export fine
+
+
+def test_graph_models_with_integer_inputs_constants_and_reused_layers(rng):
     neuropil.manual_seed(1)
+    _check(_IntInput(), rng.integers(0, 5, (2, 3)), rng.integers(0, 5, (4, 3)))
     seq = nn.Sequential(nn.Embedding(5, 3), nn.Linear(3, 2))
     _check(seq, rng.integers(0, 5, (2, 3)), rng.integers(0, 5, (4, 3)))
+    x = _floats(rng, (2, 3))
+    _check(_Detached(), x, x)
+    neuropil.manual_seed(2)
+    _check(_LstmTwice(), _floats(rng, (2, 4, 3)), _floats(rng, (2, 4, 3)))

@@ -193,12 +193,14 @@ class TracedCall:
 
 class Trace:
     """The graph of one forward, for exporters and ``summary``: ``inputs`` and ``outputs``
-    are value names (``"input0"``, ``"%3.0"``: output 0 of call 3), ``calls`` the layer
-    calls in order (a value name ``None`` marks a constant input), ``shapes`` maps each
-    value name to its shape."""
+    are value names (``"input0"``: the model's array inputs in order, integer ones
+    included; ``"%3.0"``: output 0 of call 3; ``"const0"``: a buffer or detached array,
+    kept in ``constants``), ``calls`` the layer calls in order (a name ``None`` marks a
+    non-array argument), ``shapes`` maps each value name to its shape."""
 
-    def __init__(self, inputs, outputs, calls, shapes):
+    def __init__(self, inputs, outputs, calls, shapes, constants=None):
         self.inputs, self.outputs, self.calls, self.shapes = inputs, outputs, calls, shapes
+        self.constants = constants or {}
 
 
 def _value_name(ref):
@@ -209,7 +211,9 @@ def _value_name(ref):
 
 def trace(model, *inputs, **kwargs) -> Trace:
     """Run ``model`` once on ``inputs`` (in eval mode, restored after) and return its
-    :class:`Trace`. A single layer traces as one call."""
+    :class:`Trace`. A single layer traces as one call. A forward that only reuses a layer
+    keeping one call's state (fine for inference and export) traces; NumPy data flow
+    between layers does not."""
     was_training = model.training
     model.eval()
     try:
@@ -222,27 +226,52 @@ def trace(model, *inputs, **kwargs) -> Trace:
             shapes = {n: a.shape for n, a in zip(ins + names, list(inputs) + outs)}
             call = TracedCall("", model, ins, names, [a.shape for a in outs], None)
             return Trace(ins, names, [call], shapes)
-        with _recording_enabled():
-            model(*inputs, **kwargs)
+        _local.tracing = True
+        try:
+            with _recording_enabled():
+                model(*inputs, **kwargs)
+        finally:
+            _local.tracing = False
         rec = model.__dict__.get("_recording")
     finally:
         model.train(was_training)
-    if rec.poison:
+    if rec.poison and not rec.reuse_only:
         raise ValueError(f"trace: {type(model).__name__}'s forward cannot be traced: "
                          f"{rec.poison[0]}")
+    return _to_trace(rec)
+
+
+def _to_trace(rec) -> Trace:
     names = rec._names()
-    shapes = {f"input{k}": a.shape for k, a in enumerate(rec.inputs)}
+    positions = {id(a): k for k, a in enumerate(rec.all_inputs)}
+    constants: dict = {}
+    shapes = {f"input{k}": a.shape for k, a in enumerate(rec.all_inputs)}
+
+    def name(ref, raw):
+        if ref is not None:
+            return f"input{rec.float_pos[ref[1]]}" if ref[0] < 0 else f"%{ref[0]}.{ref[1]}"
+        if not isinstance(raw, np.ndarray):
+            return None
+        if id(raw) in positions:
+            return f"input{positions[id(raw)]}"
+        key = f"const{len(constants)}"  # a buffer, or an array marked with detach()
+        constants[key], shapes[key] = raw, raw.shape
+        return key
+
     calls = []
     for i, node in enumerate(rec.nodes):
         outs = [f"%{i}.{j}" for j in range(len(node.outs))]
         for n, a in zip(outs, node.outs):
             shapes[n] = a.shape
+        raw = node.raw if node.raw is not None else [None] * len(node.ins)
+        ins = [name(r, a) for r, a in zip(node.ins, raw)]
         calls.append(TracedCall(names.get(id(node.module), "") if node.module is not None else "",
-                                node.module, [_value_name(r) for r in node.ins], outs,
-                                [a.shape for a in node.outs],
+                                node.module, ins, outs, [a.shape for a in node.outs],
                                 node.outs[0].shape if node.module is None else None))
-    return Trace([f"input{k}" for k in range(len(rec.inputs))],
-                 [_value_name(r) for r in rec.out_refs], calls, shapes)
+    t = Trace([f"input{k}" for k in range(len(rec.all_inputs))],
+              [name(r, None) for r in rec.out_refs], calls, shapes)
+    t.constants = constants
+    return t
 
 
 class _recording_enabled:
@@ -258,7 +287,8 @@ class _recording_enabled:
 
 
 class _Node:
-    __slots__ = ("module", "ins", "outs", "snapshot", "reshape_of", "req", "mask", "simple")
+    __slots__ = ("module", "ins", "outs", "snapshot", "reshape_of", "req", "mask", "simple",
+                 "raw")
 
     def __init__(self, module, ins, outs, nodes, train):
         self.module = module      # the leaf (None for a recorded reshape)
@@ -266,6 +296,7 @@ class _Node:
         self.outs = outs          # output arrays (kept alive: ids stay unique)
         self.snapshot = None      # the leaf's __dict__ after this call, if it is called again
         self.reshape_of = None    # for a reshape node: the source's shape
+        self.raw = None           # when tracing: the input objects, aligned with ins
         # Whether the outputs need a gradient: req, when something trainable lies upstream
         # (as requires_grad was at the forward, as in PyTorch); else if one of the model
         # inputs in the bit mask is asked for.
@@ -293,20 +324,30 @@ class Recording:
         self.producer: dict = {}      # id(array) -> ref: (node index, output index)
         self.inputs: list = []        # the model's float array inputs, in order
         self.input_produced: list = []
-        self.calls: dict = {}         # id(leaf) -> its node indices (None: not reentrant)
+        self.calls: dict = {}         # id(leaf) -> the indices of its nodes
         self.poison: list = []        # why a backward through this recording is impossible
+        self.reuse_only = True        # ...and whether only because a layer was reused
         self.keep: list = []          # detached views (kept alive: ids stay unique)
         self.out_refs: list = []
         self.out_arrays: list = []
         self.structure = None
+        self.tracing = getattr(_local, "tracing", False)
+        self.all_inputs: list = []    # every array input (integer ones too), in order
+        self.float_pos: list = []     # float input j is all_inputs[float_pos[j]]
         flat: list = []
         _flatten(args, flat)
         _flatten(kwargs, flat)
+        seen = set()
         for a in flat:
-            if a.dtype.kind == "f" and id(a) not in self.producer:
+            if id(a) in seen:
+                continue
+            seen.add(id(a))
+            if a.dtype.kind == "f":
                 self.producer[id(a)] = (-1, len(self.inputs))
                 self.inputs.append(a)
+                self.float_pos.append(len(self.all_inputs))
                 self.input_produced.append(is_produced(a))
+            self.all_inputs.append(a)
 
     # -- forward ------------------------------------------------------------------
     def call_leaf(self, module, forward, args, kwargs):
@@ -316,17 +357,18 @@ class Recording:
             ins = self._ins(module, args, kwargs)
         idx = len(self.nodes)
         key = id(module)
-        previous = None
-        if key in self.calls:
-            previous = self.calls[key]
-            if previous is None:
-                self.poison.append(
+        previous = self.calls.get(key)
+        if previous is not None:
+            # Its own buffers for this call in any case, so that the earlier call's output
+            # stays intact (the forward is right even where the backward is refused).
+            self._prepare_reuse(module, previous)
+            if not type(module)._reentrant and len(previous) == 1:
+                self._poison(
                     f"{self._label(module)} is called a second time in one forward of "
                     f"{type(self.owner).__name__}, but {type(module).__name__} keeps the state "
                     f"of one call only (it does not declare _reentrant = True), so the first "
-                    f"call's gradient cannot be computed: use a separate layer for each call")
-            else:
-                self._prepare_reuse(module, previous)
+                    f"call's gradient cannot be computed: use a separate layer for each call",
+                    reuse=True)
         _local.rec = None  # a leaf's own forward is opaque: its inner calls are not recorded
         try:
             out = forward(module, *args, **kwargs)
@@ -344,11 +386,13 @@ class Recording:
         if extra is not None:
             outs.extend(extra(module))
         node = _Node(module, ins, outs, self.nodes, trainable(module))
+        if self.tracing:
+            node.raw = _raw_inputs(module, args, kwargs)
         if previous is not None:
             previous.append(idx)
             node.snapshot = dict(module.__dict__)
-        elif key not in self.calls:
-            self.calls[key] = [idx] if type(module)._reentrant else None
+        else:
+            self.calls[key] = [idx]
         self.nodes.append(node)
         producer = self.producer
         for j, o in enumerate(outs):
@@ -372,7 +416,7 @@ class Recording:
                 ins.append(ref)
             else:
                 if isinstance(a, (list, tuple)) and any(_is_float(e) for e in a):
-                    self.poison.append(
+                    self._poison(
                         f"{self._label(module)} got a list or tuple of float arrays as "
                         f"positional argument {len(ins)}: in a graph model pass arrays as "
                         f"separate arguments (e.g. concat(a, b)), so that their gradients can "
@@ -391,6 +435,10 @@ class Recording:
                     ins.append(self.producer[key_a] if key_a in self.producer else
                                self._resolve(a, module, len(ins)))
         return ins
+
+    def _poison(self, message: str, reuse: bool = False) -> None:
+        self.poison.append(message)
+        self.reuse_only = self.reuse_only and reuse
 
     def _prepare_reuse(self, module, previous):
         """A reentrant leaf called again: keep the state of its earlier calls (restored
@@ -413,7 +461,7 @@ class Recording:
         flat: list = []
         _flatten(value, flat)
         if any(a.dtype.kind == "f" and self.producer.get(id(a), 0) is not None for a in flat):
-            self.poison.append(
+            self._poison(
                 f"{self._label(module)} got float array(s) as keyword argument {key!r}: "
                 f"gradients are derived for positional inputs only, so the gradient for "
                 f"{key!r} would be lost. Pass it positionally if the layer accepts that, "
@@ -433,13 +481,13 @@ class Recording:
                 if (v.__array_interface__["data"][0] == ptr and v.size == size
                         and a.flags.c_contiguous and v.flags.c_contiguous):
                     return self._add_reshape(a, (i, j), v.shape)
-                self.poison.append(
+                self._poison(
                     f"{self._label(consumer)}: its input {position} (shape {a.shape}) is a "
                     f"view (a slice, transpose or broadcast) of {self._source((i, j))}, "
                     f"which cannot be differentiated; use a layer for it (nn.Flatten, "
                     f"nn.Concat, ...) or a contiguous reshape")
                 return None
-        self.poison.append(
+        self._poison(
             f"{self._label(consumer)}: its input {position} (shape {a.shape}, {a.dtype}) was "
             f"neither produced by a layer of {type(self.owner).__name__} nor passed to it as "
             f"an input. Arrays computed with NumPy between layers cannot be differentiated "
@@ -646,6 +694,17 @@ def _with_context(err, context: str):
     except Exception:
         return err
     return new
+
+
+def _raw_inputs(module, args, kwargs) -> list:
+    """A leaf call's inputs in the order of its refs (positional, then routed keywords)."""
+    raw = list(args)
+    for key in type(module)._graph_kwargs:
+        if key in kwargs:
+            flat: list = []
+            _flatten(kwargs[key], flat)
+            raw.extend(flat)
+    return raw
 
 
 def _flatten_grads(obj, out: list) -> None:

@@ -48,10 +48,9 @@ Dropout2d                          Identity (eval form)
 
 Not exported (``ExportError`` names the layer): a recurrent layer's ``lengths=`` (the
 export replays every layer call and refuses a model whose replay differs from its own
-forward), integer inputs of graph models other than ``Sequential`` (the trace names
-float inputs only; a ``Sequential`` may start with an ``Embedding``), forwards the graph
-engine refuses to trace (NumPy arithmetic between layers, a non-reentrant layer called
-twice), float64 models (convert with ``model.float()``) and custom layers without a
+forward), forwards the graph engine cannot trace (NumPy arithmetic between layers;
+integer inputs, buffers and arrays marked with ``nn.detach`` are fine, and so is a layer
+called twice), float64 models (convert with ``model.float()``) and custom layers without a
 converter.
 
 Adding a layer is one function::

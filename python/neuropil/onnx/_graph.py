@@ -184,11 +184,12 @@ class ExportContext:
             t = trace(model, *examples)
         except ValueError as err:
             raise self.refuse(model, f"its forward cannot be traced: {err}") from None
-        floats = [v for v in inputs if v.example.dtype.kind == "f"]
-        if len(t.inputs) != len(floats):
+        if len(t.inputs) != len(inputs):
             raise self.refuse(model, f"its trace has {len(t.inputs)} inputs, the export "
-                                     f"{len(floats)} float inputs")
-        values = dict(zip(t.inputs, floats))
+                                     f"{len(inputs)}")
+        values = dict(zip(t.inputs, inputs))
+        for key, arr in t.constants.items():  # buffers and detached arrays
+            values[key] = Value(self.constant(arr, "const"), np.asarray(arr))
         for call in t.calls:
             if call.module is None:  # a recorded reshape of a layer's output
                 src = values[call.inputs[0]]
@@ -200,11 +201,8 @@ class ExportContext:
             layer = call.module
             if any(n is None for n in call.inputs):
                 k = call.inputs.index(None)
-                raise self.refuse(layer, f"its input {k} is not named by the model's trace "
-                                         f"(an integer model input, or a constant buffer); "
-                                         f"graph models export only float inputs that flow "
-                                         f"through layers (a Sequential may start with an "
-                                         f"Embedding)")
+                raise self.refuse(layer, f"its input {k} is not an array the model's trace "
+                                         f"names (a Python value computed in the forward)")
             outs = self.convert_all(layer, [values[n] for n in call.inputs])
             if len(outs) < len(call.outputs):
                 raise self.refuse(layer, f"it recorded {len(call.outputs)} outputs but its "

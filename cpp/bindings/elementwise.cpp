@@ -1,8 +1,10 @@
 // Bindings of the elementwise/loss family and of the fused linear layer:
 // validate, extract, release the GIL, call (STYLE rule 6).
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "checks.h"
 #include "neuropil/elementwise.h"
@@ -179,6 +181,138 @@ void bias_grad_b(const py::array& dy, py::array& db, double beta) {
     py::gil_scoped_release release;
     bias_grad<T>(N, C, dp, static_cast<T>(beta), bp);
   });
+}
+
+// --- parametrised activations -------------------------------------------------
+
+void require_finite(double v, const char* fn, const char* name) {
+  if (!std::isfinite(v))
+    throw py::value_error(std::string(fn) + ": " + name + " must be a finite number, got " +
+                          std::to_string(v));
+}
+
+// out = f(x) over all elements: kernel(n, x, out).
+template <typename K>
+void pointwise_forward_b(const char* fn, const py::array& x, py::array& out, K&& kernel) {
+  const Dtype dt = float_input(x, fn, "x");
+  out_like(out, "out", x, "x", fn);
+  same_or_disjoint(out, "out", x, "x", fn);
+  const index_t n = x.size();
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T* xp = cptr<T>(x);
+    T* yp = mptr<T>(out);
+    py::gil_scoped_release release;
+    kernel(n, xp, yp);
+  });
+}
+
+// out = grad_out * f'(.) read through `s` (x or y): kernel(n, s, dy, out).
+template <typename K>
+void pointwise_backward_b(const char* fn, const char* s_name, const py::array& s,
+                          const py::array& dy, py::array& out, K&& kernel) {
+  const Dtype dt = float_input(s, fn, s_name);
+  input_like(dy, "grad_out", s, s_name, fn);
+  out_like(out, "out", s, s_name, fn);
+  same_or_disjoint(out, "out", dy, "grad_out", fn);
+  same_or_disjoint(out, "out", s, s_name, fn);
+  const index_t n = s.size();
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T *sp = cptr<T>(s), *dp = cptr<T>(dy);
+    T* op = mptr<T>(out);
+    py::gil_scoped_release release;
+    kernel(n, sp, dp, op);
+  });
+}
+
+GeluApprox to_gelu_approx(int code, const char* fn) {
+  if (code != 0 && code != 1)
+    throw py::value_error(std::string(fn) + ": approximate code must be 0 (none) or 1 (tanh), got " +
+                          std::to_string(code));
+  return static_cast<GeluApprox>(code);
+}
+
+void softplus_args(double beta, double threshold, const char* fn) {
+  require_finite(beta, fn, "beta");
+  if (beta == 0.0) throw py::value_error(std::string(fn) + ": beta must be non-zero, got 0");
+  if (std::isnan(threshold)) throw py::value_error(std::string(fn) + ": threshold is NaN");
+}
+
+void register_pointwise(py::module_& m) {
+  m.def("leaky_relu", [](const py::array& x, py::array& out, double slope) {
+    require_finite(slope, "leaky_relu", "negative_slope");
+    pointwise_forward_b("leaky_relu", x, out, [&](index_t n, auto xp, auto yp) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+      leaky_relu_forward<T>(static_cast<T>(slope), n, xp, yp);
+    });
+  }, py::arg("x"), py::arg("out"), py::arg("negative_slope"),
+     "out = x > 0 ? x : negative_slope * x. out may be x.");
+  m.def("leaky_relu_backward", [](const py::array& s, const py::array& dy, py::array& out,
+                                  double slope) {
+    require_finite(slope, "leaky_relu_backward", "negative_slope");
+    pointwise_backward_b("leaky_relu_backward", "x", s, dy, out, [&](index_t n, auto sp, auto dp, auto op) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(sp)>>;
+      leaky_relu_backward<T>(static_cast<T>(slope), n, sp, dp, op);
+    });
+  }, py::arg("x"), py::arg("grad_out"), py::arg("out"), py::arg("negative_slope"),
+     "out = x > 0 ? grad_out : negative_slope * grad_out; x may be the output when "
+     "negative_slope >= 0. out may be grad_out.");
+  m.def("elu", [](const py::array& x, py::array& out, double alpha) {
+    require_finite(alpha, "elu", "alpha");
+    pointwise_forward_b("elu", x, out, [&](index_t n, auto xp, auto yp) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+      elu_forward<T>(static_cast<T>(alpha), n, xp, yp);
+    });
+  }, py::arg("x"), py::arg("out"), py::arg("alpha"),
+     "out = x > 0 ? x : alpha * expm1(x). out may be x.");
+  m.def("elu_backward", [](const py::array& s, const py::array& dy, py::array& out, double alpha,
+                           bool is_result) {
+    const char* fn = "elu_backward";
+    require_finite(alpha, fn, "alpha");
+    if (is_result && alpha < 0)
+      throw py::value_error(std::string(fn) + ": the gradient from the output needs alpha >= 0 "
+                            "(a negative alpha makes y > 0 for some x < 0), got alpha = " +
+                            std::to_string(alpha) + "; pass the input instead");
+    pointwise_backward_b(fn, is_result ? "y" : "x", s, dy, out, [&](index_t n, auto sp, auto dp, auto op) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(sp)>>;
+      elu_backward<T>(static_cast<T>(alpha), is_result, n, sp, dp, op);
+    });
+  }, py::arg("x"), py::arg("grad_out"), py::arg("out"), py::arg("alpha"), py::arg("is_result"),
+     "ELU gradient from the input x, or from the output y when is_result (alpha >= 0).");
+  m.def("gelu", [](const py::array& x, py::array& out, int approximate) {
+    const GeluApprox ap = to_gelu_approx(approximate, "gelu");
+    pointwise_forward_b("gelu", x, out, [&](index_t n, auto xp, auto yp) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+      gelu_forward<T>(ap, n, xp, yp);
+    });
+  }, py::arg("x"), py::arg("out"), py::arg("approximate"),
+     "out = x * Phi(x) (approximate 0) or PyTorch's tanh form (1). out may be x.");
+  m.def("gelu_backward", [](const py::array& x, const py::array& dy, py::array& out, int approximate) {
+    const GeluApprox ap = to_gelu_approx(approximate, "gelu_backward");
+    pointwise_backward_b("gelu_backward", "x", x, dy, out, [&](index_t n, auto sp, auto dp, auto op) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(sp)>>;
+      gelu_backward<T>(ap, n, sp, dp, op);
+    });
+  }, py::arg("x"), py::arg("grad_out"), py::arg("out"), py::arg("approximate"),
+     "GELU gradient from the input x. out may be grad_out.");
+  m.def("softplus", [](const py::array& x, py::array& out, double beta, double threshold) {
+    softplus_args(beta, threshold, "softplus");
+    pointwise_forward_b("softplus", x, out, [&](index_t n, auto xp, auto yp) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+      softplus_forward<T>(static_cast<T>(beta), static_cast<T>(threshold), n, xp, yp);
+    });
+  }, py::arg("x"), py::arg("out"), py::arg("beta"), py::arg("threshold"),
+     "out = beta*x > threshold ? x : log1p(exp(beta*x)) / beta. out may be x.");
+  m.def("softplus_backward", [](const py::array& x, const py::array& dy, py::array& out, double beta,
+                                double threshold) {
+    softplus_args(beta, threshold, "softplus_backward");
+    pointwise_backward_b("softplus_backward", "x", x, dy, out, [&](index_t n, auto sp, auto dp, auto op) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(sp)>>;
+      softplus_backward<T>(static_cast<T>(beta), static_cast<T>(threshold), n, sp, dp, op);
+    });
+  }, py::arg("x"), py::arg("grad_out"), py::arg("out"), py::arg("beta"), py::arg("threshold"),
+     "out = beta*x > threshold ? grad_out : grad_out * sigmoid(beta*x). out may be grad_out.");
 }
 
 // --- softmax ---------------------------------------------------------------
@@ -441,6 +575,7 @@ void linear_backward_b(const py::array& x, const py::array& w, const py::array& 
 }  // namespace
 
 void register_elementwise(py::module_& m) {
+  register_pointwise(m);
   m.def("activation_forward", &activation_forward_b, py::arg("x"), py::arg("out"), py::arg("act"),
         "out = act(x); act: 0 identity, 1 relu, 2 sigmoid, 3 tanh. out may be x.");
   m.def("activation_backward", &activation_backward_b, py::arg("y"), py::arg("grad_out"),

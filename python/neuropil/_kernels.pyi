@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'add', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'build_info', 'col2im', 'concat', 'conv2d_backward', 'conv2d_forward', 'conv_transpose2d_backward', 'conv_transpose2d_forward', 'cross_entropy', 'dropout', 'dropout2d', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'split', 'sum_squares', 'upsample_backward', 'upsample_forward']
+__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'add', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'build_info', 'col2im', 'concat', 'conv2d_backward', 'conv2d_forward', 'conv_transpose2d_backward', 'conv_transpose2d_forward', 'cross_entropy', 'dropout', 'dropout2d', 'elu', 'elu_backward', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gelu', 'gelu_backward', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'leaky_relu', 'leaky_relu_backward', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'softplus', 'softplus_backward', 'split', 'sum_squares', 'upsample_backward', 'upsample_forward']
 def activation_backward(y: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     out = grad_out * act'(.) from the cached output y = act(x). out may be grad_out.
@@ -88,6 +88,14 @@ def dropout2d(x: numpy.ndarray, out: numpy.ndarray, p: typing.SupportsFloat | ty
     """
     channel dropout of x (N, C, H, W): whole (n, c) planes kept (scaled 1/(1-p)) or zeroed by a counter-based hash of (seed, n*C + c); the same call on grad_out is the backward.
     """
+def elu(x: numpy.ndarray, out: numpy.ndarray, alpha: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    out = x > 0 ? x : alpha * expm1(x). out may be x.
+    """
+def elu_backward(x: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, alpha: typing.SupportsFloat | typing.SupportsIndex, is_result: bool) -> None:
+    """
+    ELU gradient from the input x, or from the output y when is_result (alpha >= 0).
+    """
 def embedding_backward(dout: numpy.ndarray, indices: numpy.ndarray, dweight: numpy.ndarray) -> None:
     ...
 def embedding_forward(weight: numpy.ndarray, indices: numpy.ndarray, out: numpy.ndarray) -> None:
@@ -95,6 +103,14 @@ def embedding_forward(weight: numpy.ndarray, indices: numpy.ndarray, out: numpy.
 def fma_peak_gflops(seconds: typing.SupportsFloat | typing.SupportsIndex = 1.0, threads: typing.SupportsInt | typing.SupportsIndex = 1) -> float:
     """
     float32 GFLOP/s of an FMA-bound loop on `threads` threads (benchmarks' peak).
+    """
+def gelu(x: numpy.ndarray, out: numpy.ndarray, approximate: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    out = x * Phi(x) (approximate 0) or PyTorch's tanh form (1). out may be x.
+    """
+def gelu_backward(x: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, approximate: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    GELU gradient from the input x. out may be grad_out.
     """
 def gemm(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray, trans_a: bool = False, trans_b: bool = False, alpha: typing.SupportsFloat | typing.SupportsIndex = 1.0, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0, reference: bool = False) -> None:
     """
@@ -111,6 +127,14 @@ def get_num_threads() -> int:
 def im2col(x: numpy.ndarray, out: numpy.ndarray, kernel: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], dilation: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]) -> None:
     """
     out[N, C*kH*kW, OH*OW] = im2col(x[N, C, H, W]), in place.
+    """
+def leaky_relu(x: numpy.ndarray, out: numpy.ndarray, negative_slope: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    out = x > 0 ? x : negative_slope * x. out may be x.
+    """
+def leaky_relu_backward(x: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, negative_slope: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    out = x > 0 ? grad_out : negative_slope * grad_out; x may be the output when negative_slope >= 0. out may be grad_out.
     """
 def linear_backward(input: numpy.ndarray, weight: numpy.ndarray, grad_out: numpy.ndarray, grad_weight: typing.Any, grad_bias: typing.Any, grad_input: typing.Any, beta_weight: typing.SupportsFloat | typing.SupportsIndex = 1.0, beta_bias: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
     """
@@ -151,6 +175,14 @@ def softmax(x: numpy.ndarray, out: numpy.ndarray, log: bool = False) -> None:
 def softmax_backward(y: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, log: bool = False) -> None:
     """
     gradient of (log_)softmax over the last axis from its output y.
+    """
+def softplus(x: numpy.ndarray, out: numpy.ndarray, beta: typing.SupportsFloat | typing.SupportsIndex, threshold: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    out = beta*x > threshold ? x : log1p(exp(beta*x)) / beta. out may be x.
+    """
+def softplus_backward(x: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, beta: typing.SupportsFloat | typing.SupportsIndex, threshold: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    out = beta*x > threshold ? grad_out : grad_out * sigmoid(beta*x). out may be grad_out.
     """
 def split(src: numpy.ndarray, outs: collections.abc.Sequence[numpy.ndarray], axis: typing.SupportsInt | typing.SupportsIndex) -> None:
     """

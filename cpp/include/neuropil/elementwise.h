@@ -39,6 +39,52 @@ void activation_forward(Activation act, index_t n, const T* x, T* y) noexcept;
 template <typename T>
 void activation_backward(Activation act, index_t n, const T* y, const T* dy, T* dx) noexcept;
 
+// --- parametrised activations (PyTorch's definitions) ---------------------------
+// Over n elements; out may equal an input (in place), no other overlap. NaN in x
+// gives NaN out in every forward and in every backward that reads x (LeakyReLU's
+// backward reads only the sign test, as PyTorch's). float runs vectorised
+// approximations (a few ulp, the same bits on every ISA), double runs libm.
+//
+// leaky_relu: y = x > 0 ? x : negative_slope * x
+//   backward:  dx = s > 0 ? dy : negative_slope * dy, where s is the input x, or
+//              the output y when negative_slope >= 0 (then y > 0 exactly when x > 0).
+template <typename T>
+void leaky_relu_forward(T negative_slope, index_t n, const T* x, T* y) noexcept;
+template <typename T>
+void leaky_relu_backward(T negative_slope, index_t n, const T* s, const T* dy, T* dx) noexcept;
+
+// elu: y = x > 0 ? x : alpha * (e^x - 1)            (expm1: exact near 0)
+//   backward from the input (from_output false): dx = x > 0 ? dy : dy * alpha e^x
+//   backward from the output (alpha >= 0 only):  dx = y > 0 ? dy : dy * (y + alpha)
+//   (no exponential; y + alpha loses relative accuracy as e^x underflows, but its
+//   absolute error stays below alpha * ulp(1)). At x = 0 both give alpha * dy, as PyTorch.
+template <typename T>
+void elu_forward(T alpha, index_t n, const T* x, T* y) noexcept;
+template <typename T>
+void elu_backward(T alpha, bool from_output, index_t n, const T* s, const T* dy, T* dx) noexcept;
+
+// gelu (approximate None): y = x Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2 (the normal CDF)
+//   backward: dx = dy * (Phi(x) + x e^(-x^2/2) / sqrt(2 pi))
+// gelu (approximate Tanh): y = x / 2 * (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
+//   computed as x * sigmoid(2u) (the same function, no cancellation in the left tail)
+//   backward: dx = dy * (s + x s (1 - s) 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2)), s = sigmoid(2u)
+// float Phi keeps relative accuracy in the left tail (~5 ulp down to x = -13, where
+// it becomes subnormal). gelu(+inf) = inf; gelu(-inf) = NaN (-inf * 0, as PyTorch).
+enum class GeluApprox : int { None = 0, Tanh = 1 };
+template <typename T>
+void gelu_forward(GeluApprox approx, index_t n, const T* x, T* y) noexcept;
+template <typename T>
+void gelu_backward(GeluApprox approx, index_t n, const T* x, const T* dy, T* dx) noexcept;
+
+// softplus: z = beta x;  y = z > threshold ? x : log(1 + e^z) / beta   (beta != 0)
+//   backward: dx = z > threshold ? dy : dy * sigmoid(z)
+// PyTorch's threshold rule; log(1 + e^z) is evaluated as max(z, 0) + log1p(e^-|z|),
+// so it stays finite for any threshold (PyTorch overflows to inf above z ~ 88).
+template <typename T>
+void softplus_forward(T beta, T threshold, index_t n, const T* x, T* y) noexcept;
+template <typename T>
+void softplus_backward(T beta, T threshold, index_t n, const T* x, const T* dy, T* dx) noexcept;
+
 // --- bias ------------------------------------------------------------------
 // bias_activation: y[N, C] = act(x[N, C] + bias[C]) (row broadcast), one pass over
 // memory; the epilogue applied right after a GEMM wrote x. bias == nullptr: act only.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'add', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'build_info', 'col2im', 'concat', 'conv2d_backward', 'conv2d_forward', 'conv_transpose2d_backward', 'conv_transpose2d_forward', 'cross_entropy', 'dropout', 'dropout2d', 'elu', 'elu_backward', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gelu', 'gelu_backward', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'leaky_relu', 'leaky_relu_backward', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'softplus', 'softplus_backward', 'split', 'sum_squares', 'upsample_backward', 'upsample_forward']
+__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'add', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'binary_cross_entropy', 'build_info', 'col2im', 'concat', 'conv2d_backward', 'conv2d_forward', 'conv_transpose2d_backward', 'conv_transpose2d_forward', 'cross_entropy', 'dropout', 'dropout2d', 'elu', 'elu_backward', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gelu', 'gelu_backward', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'l1_loss', 'leaky_relu', 'leaky_relu_backward', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'nll_loss', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'scale_loss_grad', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'softplus', 'softplus_backward', 'split', 'sum_squares', 'upsample_backward', 'upsample_forward']
 def activation_backward(y: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     out = grad_out * act'(.) from the cached output y = act(x). out may be grad_out.
@@ -40,7 +40,7 @@ def batch_norm_forward(x: numpy.ndarray, weight: typing.Any, bias: typing.Any, r
     """
     out = (x - mean) * invstd * weight + bias over x (N, C, *); batch statistics (and a running-statistics update when given) or running statistics; writes save_mean, save_invstd (C,). See neuropil/norm.h.
     """
-def bce_with_logits(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
+def bce_with_logits(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0, losses: typing.Any = None) -> float:
     ...
 def bias_activation(x: numpy.ndarray, bias: typing.Any, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
@@ -49,6 +49,10 @@ def bias_activation(x: numpy.ndarray, bias: typing.Any, out: numpy.ndarray, act:
 def bias_grad(grad_out: numpy.ndarray, out: numpy.ndarray, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> None:
     """
     out[C] = beta * out + column sums of grad_out[N, C] (deterministic).
+    """
+def binary_cross_entropy(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0, losses: typing.Any = None) -> float:
+    """
+    binary cross-entropy of probabilities in [0, 1] (logs clamped to >= -100, as PyTorch).
     """
 def build_info() -> dict:
     ...
@@ -76,9 +80,9 @@ def conv_transpose2d_forward(x: numpy.ndarray, weight: numpy.ndarray, bias: typi
     """
     out[N, Cout, Ho, Wo] = conv_transpose2d(x[N, Cin, H, W], weight[Cin, Cout/groups, kH, kW]) + bias[Cout], in place (out's shape sets the output size).
     """
-def cross_entropy(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
+def cross_entropy(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0, weight: typing.Any = None, ignore_index: typing.SupportsInt | typing.SupportsIndex = -100, losses: typing.Any = None) -> float:
     """
-    fused softmax-cross-entropy: returns the loss, writes d loss/d input into grad. target: int64 labels (N,) or probabilities (N, C).
+    fused softmax-cross-entropy over the class axis 1 of input (N, C, d1, ...): returns the loss (mean/sum) or writes losses (N, d1, ...) (none); writes d loss/d input into grad. target: int64 labels (N, d1, ...) or probabilities shaped like input.
     """
 def dropout(x: numpy.ndarray, out: numpy.ndarray, p: typing.SupportsFloat | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, backward: bool = False) -> None:
     """
@@ -128,6 +132,8 @@ def im2col(x: numpy.ndarray, out: numpy.ndarray, kernel: tuple[typing.SupportsIn
     """
     out[N, C*kH*kW, OH*OW] = im2col(x[N, C, H, W]), in place.
     """
+def l1_loss(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0, losses: typing.Any = None) -> float:
+    ...
 def leaky_relu(x: numpy.ndarray, out: numpy.ndarray, negative_slope: typing.SupportsFloat | typing.SupportsIndex) -> None:
     """
     out = x > 0 ? x : negative_slope * x. out may be x.
@@ -148,8 +154,12 @@ def max_pool2d_backward(grad_out: numpy.ndarray, indices: numpy.ndarray, grad_in
     ...
 def max_pool2d_forward(x: numpy.ndarray, out: numpy.ndarray, indices: numpy.ndarray, kernel: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], ceil_mode: bool = False) -> None:
     ...
-def mse_loss(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
+def mse_loss(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0, losses: typing.Any = None) -> float:
     ...
+def nll_loss(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0, weight: typing.Any = None, ignore_index: typing.SupportsInt | typing.SupportsIndex = -100, losses: typing.Any = None) -> float:
+    """
+    negative log-likelihood of log-probabilities (N, C, d1, ...) at int64 labels (N, d1, ...).
+    """
 def rnn_backward(mode: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, lengths: typing.Any, gates: numpy.ndarray, xh: numpy.ndarray, c_prev: typing.Any, tanh_c: typing.Any, dy: typing.Any, dy_col: typing.SupportsInt | typing.SupportsIndex, dh_n: typing.Any, dc_n: typing.Any, dg: numpy.ndarray, dgh: typing.Any, dx: typing.Any, dx_accumulate: bool, dh0: numpy.ndarray, dc0: typing.Any, dw_ih: numpy.ndarray, dw_hh: numpy.ndarray, db_ih: typing.Any, db_hh: typing.Any, batch_first: bool, reverse: bool) -> None:
     """
     Backward through time of rnn_forward (see rnn.h).
@@ -160,6 +170,10 @@ def rnn_forward(mode: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.nd
     """
 def scale_inplace(x: numpy.ndarray, alpha: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
+def scale_loss_grad(grad: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, class_axis: bool) -> None:
+    """
+    out = grad * grad_out, grad_out broadcast over the class axis 1 when class_axis: the input gradient of a reduction-none loss given the upstream gradient of its losses.
+    """
 def set_isa(name: str) -> None:
     ...
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:

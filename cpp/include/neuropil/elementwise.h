@@ -1,4 +1,4 @@
-// Elementwise and loss kernels: activations, bias, softmax, losses, dropout.
+// Elementwise kernels: activations, bias, softmax, dropout (losses: neuropil/loss.h).
 //
 // Conventions (all functions, T = float or double, explicitly instantiated):
 //   - Row-major, C-contiguous buffers; a "row" is the last axis. Sizes are index_t.
@@ -9,9 +9,8 @@
 //   - NaN propagates through forward kernels (never trapped, never turned into a crash).
 //   - Work is split over rows / fixed blocks with parallel_for. Every output element is
 //     computed by one thread with the same operations whatever the thread count; every
-//     reduction (bias gradient, loss sums) folds partials of FIXED-size chunks in chunk
+//     reduction (bias gradient) folds partials of FIXED-size chunks in chunk
 //     order, so results are bitwise identical for any number of threads.
-//   - Loss values are accumulated in double and returned as double.
 #pragma once
 #include <cstdint>
 
@@ -20,7 +19,6 @@
 namespace neuropil {
 
 enum class Activation : int { Identity = 0, Relu = 1, Sigmoid = 2, Tanh = 3 };
-enum class Reduction : int { Mean = 0, Sum = 1 };
 
 // --- activations -----------------------------------------------------------
 // activation_forward: y[n] = act(x[n]) over n elements; in place allowed (y == x).
@@ -122,36 +120,7 @@ void softmax_backward(index_t N, index_t C, const T* y, const T* dy, T* dx) noex
 template <typename T>
 void log_softmax_backward(index_t N, index_t C, const T* y, const T* dy, T* dx) noexcept;
 
-// --- fused softmax + cross-entropy (forward and backward in one pass) ---------
-// logits [N, C]; with s = N (Mean) or 1 (Sum), returns L = (1/s) sum_n loss_n and,
-// when grad != nullptr, writes grad[N, C] = dL/dlogits:
-//   labels [N] (each in 0..C-1; the bindings check):
-//       loss_n = logsumexp(x_n) - x_n[label_n]
-//       grad[n, c] = (softmax(x_n)_c - [c == label_n]) / s
-//   targets [N, C] (one-hot or probabilities; any real values):
-//       loss_n = -sum_c t[n,c] * log_softmax(x_n)_c
-//       grad[n, c] = (softmax(x_n)_c * sum_k t[n,k] - t[n,c]) / s   (= (p - t)/s when rows sum to 1)
-// grad == logits allowed (in place). Row losses are summed in double in fixed chunks
-// of 256 rows folded in order.
-template <typename T>
-double softmax_cross_entropy_labels(index_t N, index_t C, const T* logits,
-                                    const std::int64_t* labels, Reduction reduction,
-                                    T* grad) noexcept;
-template <typename T>
-double softmax_cross_entropy_targets(index_t N, index_t C, const T* logits, const T* targets,
-                                     Reduction reduction, T* grad) noexcept;
-
-// --- elementwise losses over n elements (s = n for Mean, 1 for Sum) ------------
-// mse_loss: L = (1/s) sum_i (p_i - t_i)^2;  grad_i = 2 (p_i - t_i) / s.
-// bce_with_logits: l_i = max(x_i, 0) - x_i t_i + log1p(exp(-|x_i|))   (= -t log σ(x) - (1-t) log(1-σ(x)),
-//   never overflows); L = (1/s) sum_i l_i;  grad_i = (σ(x_i) - t_i) / s.
-// grad may be nullptr (loss only) or equal pred/logits (in place). Sums in double over
-// fixed chunks of 4096 elements folded in order.
-template <typename T>
-double mse_loss(index_t n, const T* pred, const T* target, Reduction reduction, T* grad) noexcept;
-template <typename T>
-double bce_with_logits(index_t n, const T* logits, const T* target, Reduction reduction,
-                       T* grad) noexcept;
+// Losses (cross-entropy, NLL, MSE, L1, BCE): neuropil/loss.h.
 
 // --- dropout (inverted) -------------------------------------------------------
 // keep_i = (splitmix64(seed + (i + 1) * 0x9E3779B97F4A7C15) >> 32) >= round(p * 2^32)

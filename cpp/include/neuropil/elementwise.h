@@ -41,7 +41,8 @@ void activation_backward(Activation act, index_t n, const T* y, const T* dy, T* 
 // Over n elements; out may equal an input (in place), no other overlap. NaN in x
 // gives NaN out in every forward and in every backward that reads x (LeakyReLU's
 // backward reads only the sign test, as PyTorch's). float runs vectorised
-// approximations (a few ulp, the same bits on every ISA), double runs libm.
+// approximations (a few ulp; the AVX2/AVX-512 builds use FMA, so the last bit may
+// differ between ISAs, never between thread counts), double runs libm.
 //
 // leaky_relu: y = x > 0 ? x : negative_slope * x
 //   backward:  dx = s > 0 ? dy : negative_slope * dy, where s is the input x, or

@@ -1,7 +1,7 @@
 // Portable build of the parametrised activations (pointwise_kernels.inc): float
 // with the vectorisable approximations (SSE2 on x86-64), double with libm.
 // Built with -fno-trapping-math (so GCC if-converts the selects) and
-// -ffp-contract=off (the AVX2 and AVX-512 builds then give the same bits).
+// -ffp-contract=off: the reference build, each operation rounded once.
 #include <cstdint>
 
 #include "pointwise_kernels.h"

@@ -1,9 +1,9 @@
 // Chunk kernels of the parametrised activations (LeakyReLU, ELU, GELU, Softplus),
 // internal to cpp/src/elementwise. One source, pointwise_kernels.inc, is built
 // portable (pointwise_generic.cpp: float and double) and, for float, with AVX2
-// (pointwise_avx2.cpp) and AVX-512F (pointwise_avx512.cpp). Every build runs
-// without FP contraction, so the three float builds give the same bits
-// (tested); activation.cpp picks one by the active ISA.
+// (pointwise_avx2.cpp) and AVX-512F (pointwise_avx512.cpp), those two with FMA
+// contraction (within a few ulp of the portable build; tested); activation.cpp
+// picks one by the active ISA.
 //
 // Shared by the portable and the ISA-specific translation units: declarations
 // only (STYLE rule 4).

@@ -423,3 +423,18 @@ def test_matches_pytorch(rng, dtype):
                                    err_msg=repr(ours))
         np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=rtol, atol=atol,
                                    err_msg=repr(ours))
+
+
+def test_bindings_never_copy():
+    K = neuropil._kernels
+    x = np.ones((4, 6), np.float32)
+    with pytest.raises(ValueError, match="gelu: x must be C-contiguous"):
+        K.gelu(x[:, ::2], np.empty((4, 3), np.float32), 0)
+    with pytest.raises(ValueError, match="approximate code must be 0 \\(none\\) or 1 \\(tanh\\), got 2"):
+        K.gelu(x, np.empty_like(x), 2)
+    with pytest.raises(ValueError, match="softplus_backward: out is read-only"):
+        ro = np.empty_like(x)
+        ro.flags.writeable = False
+        K.softplus_backward(x, x.copy(), ro, 1.0, 20.0)
+    with pytest.raises(TypeError, match="leaky_relu: x must be float32 or float64, got >f4"):
+        K.leaky_relu(x.astype(">f4"), np.empty_like(x), 0.1)

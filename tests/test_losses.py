@@ -490,3 +490,30 @@ def test_matches_pytorch(rng, dtype, red):
         np.testing.assert_allclose(value, lt.detach().numpy(), rtol=rtol, atol=rtol,
                                    err_msg=repr(ours))
         np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=rtol, atol=rtol, err_msg=repr(ours))
+
+
+def test_bindings_never_copy_or_write_read_only_arrays():
+    K = neuropil._kernels
+    x = np.ones((4, 6))
+    with pytest.raises(ValueError, match="cross_entropy: input must be C-contiguous"):
+        K.cross_entropy(x[:, ::2], np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match="cross_entropy: target must be C-contiguous"):
+        K.cross_entropy(x, np.zeros((4, 2), np.int64)[:, 0])
+    ro = np.empty((4, 6))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="grad is read-only"):
+        K.cross_entropy(x, np.zeros(4, np.int64), ro)
+    with pytest.raises(ValueError, match="losses is read-only"):
+        K.mse_loss(x, x.copy(), None, 2, ro)
+    with pytest.raises(ValueError, match="losses overlaps grad"):
+        g = np.empty((4, 6))
+        K.l1_loss(x, x.copy(), g, 2, g)
+    with pytest.raises(TypeError, match="grad must be a numpy.ndarray or None, got list"):
+        K.nll_loss(x, np.zeros(4, np.int64), [0.0])
+    with pytest.raises(ValueError, match=r"reduction code must be 0 \(mean\), 1 \(sum\) or 2 \(none\)"):
+        K.bce_with_logits(x, x.copy(), None, 3)
+    with pytest.raises(TypeError, match="grad_out is float32 but grad is float64|grad is float64 "
+                                        "but grad_out is float32"):
+        K.scale_loss_grad(x, np.ones(4, np.float32), np.empty_like(x), True)
+    with pytest.raises(ValueError, match=r"grad_out must have shape \(4, 6\), got \(4,\)"):
+        K.scale_loss_grad(x, np.ones(4), np.empty_like(x), False)

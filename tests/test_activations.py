@@ -438,3 +438,20 @@ def test_bindings_never_copy():
         K.softplus_backward(x, x.copy(), ro, 1.0, 20.0)
     with pytest.raises(TypeError, match="leaky_relu: x must be float32 or float64, got >f4"):
         K.leaky_relu(x.astype(">f4"), np.empty_like(x), 0.1)
+
+
+@pytest.mark.parametrize("act", [nn.LeakyReLU(0.2), nn.LeakyReLU(-0.3), nn.ELU(0.7), nn.ELU(-0.5),
+                                 nn.GELU(), nn.GELU("tanh"), nn.Softplus(2.0, 5.0)], ids=repr)
+def test_one_activation_called_twice_in_a_graph_model(act, rng):
+    """Reentrant: the derived backward gets each call's own cached array."""
+    class TwoCalls(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.act = nn.Linear(5, 6), nn.Linear(6, 4), act
+
+        def forward(self, x):
+            return self.act(self.fc2(self.act(self.fc1(x))))
+
+    neuropil.manual_seed(1)
+    model = TwoCalls().double()
+    gradcheck(model, rng.standard_normal((3, 5)), atol=1e-7)

@@ -517,3 +517,24 @@ def test_bindings_never_copy_or_write_read_only_arrays():
         K.scale_loss_grad(x, np.ones(4, np.float32), np.empty_like(x), True)
     with pytest.raises(ValueError, match=r"grad_out must have shape \(4, 6\), got \(4,\)"):
         K.scale_loss_grad(x, np.ones(4), np.empty_like(x), False)
+
+
+def test_none_reduction_in_a_hand_written_loop(rng):
+    """Per-pixel losses weighted by hand give the mean loss's gradients when the weights
+    are 1 / count: the 'none' protocol composes with a model's backward."""
+    x = rng.standard_normal((2, 1, 5, 4))
+    y = rng.integers(0, 3, (2, 5, 4))
+    neuropil.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1)).double()
+    grads = []
+    for loss, up in ((nn.CrossEntropyLoss(), None),
+                     (nn.CrossEntropyLoss(reduction="none"), np.full((2, 5, 4), 1 / 40))):
+        model.zero_grad()
+        value = loss(model(x), y)
+        model.backward(loss.backward(up))
+        if up is not None:
+            value = float((value * up).sum())
+        grads.append((value, [p.grad.copy() for p in model.parameters()]))
+    np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-13)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

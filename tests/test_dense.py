@@ -48,10 +48,10 @@ def test_dropout_gradcheck_with_fixed_seed(rng):
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_loss_gradchecks(rng, reduction):
     x = rng.standard_normal((7, 5)) * 2
-    gradcheck_loss(nn.CrossEntropyLoss(reduction), x, rng.integers(0, 5, 7))
+    gradcheck_loss(nn.CrossEntropyLoss(reduction=reduction), x, rng.integers(0, 5, 7))
     t = rng.random((7, 5))
-    gradcheck_loss(nn.CrossEntropyLoss(reduction), x, t / t.sum(1, keepdims=True))
-    gradcheck_loss(nn.CrossEntropyLoss(reduction), x, t)  # rows not summing to 1
+    gradcheck_loss(nn.CrossEntropyLoss(reduction=reduction), x, t / t.sum(1, keepdims=True))
+    gradcheck_loss(nn.CrossEntropyLoss(reduction=reduction), x, t)  # rows not summing to 1
     gradcheck_loss(nn.MSELoss(reduction), x, rng.standard_normal((7, 5)))
     gradcheck_loss(nn.BCEWithLogitsLoss(reduction), x, rng.random((7, 5)))
 
@@ -223,7 +223,7 @@ def test_loss_errors_name_the_loss():
         loss(x, [1, 2, 10])
     with pytest.raises(ValueError, match="MSELoss: mse_loss: target must have the input's shape"):
         nn.MSELoss()(np.zeros(3), np.zeros((3, 1)))
-    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum', got 'avg'"):
+    with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none', got 'avg'"):
         nn.MSELoss("avg")
     with pytest.raises(RuntimeError, match="BCEWithLogitsLoss: backward called before forward"):
         nn.BCEWithLogitsLoss().backward()
@@ -238,7 +238,7 @@ def test_losses_match_numpy(rng):
     g = np.exp(ls)
     g[np.arange(6), t] -= 1
     np.testing.assert_allclose(loss.backward(), g / 6, rtol=1e-12)
-    np.testing.assert_allclose(nn.CrossEntropyLoss("sum")(x, t), -ls[np.arange(6), t].sum(), rtol=1e-12)
+    np.testing.assert_allclose(nn.CrossEntropyLoss(reduction="sum")(x, t), -ls[np.arange(6), t].sum(), rtol=1e-12)
     y = rng.standard_normal((6, 4))
     np.testing.assert_allclose(nn.MSELoss()(x, y), ((x - y) ** 2).mean(), rtol=1e-12)
     p = rng.random((6, 4))

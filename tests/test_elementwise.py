@@ -377,22 +377,27 @@ def test_noncontiguous_inputs_are_copied(rng):
 def test_cross_entropy_bad_labels_and_shapes():
     x = np.zeros((3, 4), np.float32)
     with pytest.raises(ValueError, match=r"target label 4 at index 1 is out of range for 4 classes "
-                                         r"\(expected 0..3\)"):
+                                         r"\(expected 0..3 or ignore_index -100\)"):
         F.cross_entropy(x, [0, 4, 1])
     with pytest.raises(ValueError, match="target label -1 at index 2"):
         F.cross_entropy(x, np.array([0, 1, -1], np.int8))
-    with pytest.raises(ValueError, match=r"target must have shape \(3,\), got \(2,\)"):
+    with pytest.raises(ValueError, match=r"target must have shape \(3,\) for input of shape "
+                                         r"\(3, 4\) .*, got \(2,\)"):
         F.cross_entropy(x, [0, 1])
     with pytest.raises(TypeError, match="holds class labels and must be integers"):
         F.cross_entropy(x, np.array([0.0, 1.0, 2.0], np.float32))
-    with pytest.raises(ValueError, match=r"target must have shape \(3, 4\), got \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"probability targets must have the input's shape "
+                                         r"\(3, 4\), got \(3, 5\)"):
         F.cross_entropy(x, np.zeros((3, 5), np.float32))
-    with pytest.raises(ValueError, match=r"input must be 2-D with shape \(N, C\)"):
+    with pytest.raises(ValueError, match=r"for an input of shape \(4,\) the target must be one "
+                                         r"class label"):
         F.cross_entropy(np.zeros(4, np.float32), [1])
+    with pytest.raises(ValueError, match=r"input must have shape \(N, C\) or \(N, C, d1, ...\)"):
+        F.cross_entropy(np.zeros((), np.float32), 1)
     with pytest.raises(ValueError, match="input is empty"):
         F.cross_entropy(np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
-    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum', got 'none'"):
-        F.cross_entropy(x, [0, 1, 2], "none")
+    with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none', got 'avg'"):
+        F.cross_entropy(x, [0, 1, 2], "avg")
 
 
 def test_bad_dropout_and_linear_arguments():

@@ -1,16 +1,21 @@
-// Bindings of the elementwise/loss family and of the fused linear layer:
-// validate, extract, release the GIL, call (STYLE rule 6).
+// Bindings of the elementwise family (activations, bias, softmax, dropout) and of the
+// fused linear layer: validate, extract, release the GIL, call (STYLE rule 6).
+// Losses: loss.cpp.
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "checks.h"
+#include "elementwise_args.h"
 #include "neuropil/elementwise.h"
 #include "neuropil/linear.h"
 
 namespace neuropil {
 namespace bind {
 namespace {
+using namespace elementwise_args;
 
 const char* act_name(int act, bool backward) {
   static const char* fwd[] = {"identity", "relu", "sigmoid", "tanh"};
@@ -24,78 +29,6 @@ Activation to_act(int act, const char* fn) {
     throw py::value_error(std::string(fn) + ": activation code must be 0..3 (identity, relu, "
                           "sigmoid, tanh), got " + std::to_string(act));
   return static_cast<Activation>(act);
-}
-
-Reduction to_reduction(int r, const char* fn) {
-  if (r != 0 && r != 1)
-    throw py::value_error(std::string(fn) + ": reduction code must be 0 (mean) or 1 (sum), got " +
-                          std::to_string(r));
-  return static_cast<Reduction>(r);
-}
-
-// An input: float32/float64, C-contiguous.
-Dtype float_input(const py::array& a, const char* fn, const char* name) {
-  Dtype dt = float_dtype(a, fn, name);
-  require_c_contiguous(a, fn, name);
-  return dt;
-}
-
-// A second input with the dtype and shape of `ref`.
-void input_like(const py::array& a, const char* name, const py::array& ref, const char* ref_name,
-                const char* fn) {
-  float_dtype(a, fn, name);
-  require_same_dtype(ref, ref_name, a, name, fn);
-  std::vector<py::ssize_t> shape(ref.shape(), ref.shape() + ref.ndim());
-  require_shape(a, shape, fn, name);
-  require_c_contiguous(a, fn, name);
-}
-
-// An output with the dtype and shape of `ref`, writeable and C-contiguous.
-void out_like(const py::array& out, const char* name, const py::array& ref, const char* ref_name,
-              const char* fn) {
-  if (!out.dtype().equal(ref.dtype()))
-    throw py::type_error(std::string(fn) + ": " + name + " must be " + dtype_str(ref) + " like " +
-                         ref_name + ", got " + dtype_str(out));
-  std::vector<py::ssize_t> shape(ref.shape(), ref.shape() + ref.ndim());
-  require_shape(out, shape, fn, name);
-  require_writeable_out(out, fn, name);
-}
-
-// out may be exactly `in` (same buffer, same shape: in place) but must not partly overlap it.
-void same_or_disjoint(const py::array& out, const char* out_name, const py::array& in,
-                      const char* in_name, const char* fn) {
-  if (out.data() == in.data() && out.nbytes() == in.nbytes()) return;
-  require_no_overlap(out, out_name, in, in_name, fn);
-}
-
-// (rows, last-axis length) of an array of rank >= 1.
-std::pair<index_t, index_t> rows_cols(const py::array& a, const char* fn, const char* name) {
-  if (a.ndim() < 1)
-    throw py::value_error(std::string(fn) + ": " + name +
-                          " must have at least 1 dimension (..., C), got a 0-d array");
-  const index_t C = a.shape(a.ndim() - 1);
-  index_t N = 1;
-  for (py::ssize_t i = 0; i + 1 < a.ndim(); ++i) N *= a.shape(i);
-  return {N, C};
-}
-
-template <typename T>
-const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
-template <typename T>
-T* mptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
-// Dispatch on dtype: f(float{}) or f(double{}).
-template <typename F>
-auto by_dtype(Dtype dt, F&& f) {
-  if (dt == Dtype::F32) return f(float{});
-  return f(double{});
-}
-
-// Optional array argument: None or a py::array (never converted silently).
-py::array as_array_arg(const py::object& o, const char* fn, const char* name) {
-  if (!py::isinstance<py::array>(o))
-    throw py::type_error(std::string(fn) + ": " + name + " must be a numpy.ndarray or None, got " +
-                         py::str(py::type::of(o).attr("__name__")).cast<std::string>());
-  return o.cast<py::array>();
 }
 
 // --- activations -------------------------------------------------------------
@@ -181,6 +114,138 @@ void bias_grad_b(const py::array& dy, py::array& db, double beta) {
   });
 }
 
+// --- parametrised activations -------------------------------------------------
+
+void require_finite(double v, const char* fn, const char* name) {
+  if (!std::isfinite(v))
+    throw py::value_error(std::string(fn) + ": " + name + " must be a finite number, got " +
+                          std::to_string(v));
+}
+
+// out = f(x) over all elements: kernel(n, x, out).
+template <typename K>
+void pointwise_forward_b(const char* fn, const py::array& x, py::array& out, K&& kernel) {
+  const Dtype dt = float_input(x, fn, "x");
+  out_like(out, "out", x, "x", fn);
+  same_or_disjoint(out, "out", x, "x", fn);
+  const index_t n = x.size();
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T* xp = cptr<T>(x);
+    T* yp = mptr<T>(out);
+    py::gil_scoped_release release;
+    kernel(n, xp, yp);
+  });
+}
+
+// out = grad_out * f'(.) read through `s` (x or y): kernel(n, s, dy, out).
+template <typename K>
+void pointwise_backward_b(const char* fn, const char* s_name, const py::array& s,
+                          const py::array& dy, py::array& out, K&& kernel) {
+  const Dtype dt = float_input(s, fn, s_name);
+  input_like(dy, "grad_out", s, s_name, fn);
+  out_like(out, "out", s, s_name, fn);
+  same_or_disjoint(out, "out", dy, "grad_out", fn);
+  same_or_disjoint(out, "out", s, s_name, fn);
+  const index_t n = s.size();
+  by_dtype(dt, [&](auto t) {
+    using T = decltype(t);
+    const T *sp = cptr<T>(s), *dp = cptr<T>(dy);
+    T* op = mptr<T>(out);
+    py::gil_scoped_release release;
+    kernel(n, sp, dp, op);
+  });
+}
+
+GeluApprox to_gelu_approx(int code, const char* fn) {
+  if (code != 0 && code != 1)
+    throw py::value_error(std::string(fn) + ": approximate code must be 0 (none) or 1 (tanh), got " +
+                          std::to_string(code));
+  return static_cast<GeluApprox>(code);
+}
+
+void softplus_args(double beta, double threshold, const char* fn) {
+  require_finite(beta, fn, "beta");
+  if (beta == 0.0) throw py::value_error(std::string(fn) + ": beta must be non-zero, got 0");
+  if (std::isnan(threshold)) throw py::value_error(std::string(fn) + ": threshold is NaN");
+}
+
+void register_pointwise(py::module_& m) {
+  m.def("leaky_relu", [](const py::array& x, py::array& out, double slope) {
+    require_finite(slope, "leaky_relu", "negative_slope");
+    pointwise_forward_b("leaky_relu", x, out, [&](index_t n, auto xp, auto yp) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+      leaky_relu_forward<T>(static_cast<T>(slope), n, xp, yp);
+    });
+  }, py::arg("x"), py::arg("out"), py::arg("negative_slope"),
+     "out = x > 0 ? x : negative_slope * x. out may be x.");
+  m.def("leaky_relu_backward", [](const py::array& s, const py::array& dy, py::array& out,
+                                  double slope) {
+    require_finite(slope, "leaky_relu_backward", "negative_slope");
+    pointwise_backward_b("leaky_relu_backward", "x", s, dy, out, [&](index_t n, auto sp, auto dp, auto op) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(sp)>>;
+      leaky_relu_backward<T>(static_cast<T>(slope), n, sp, dp, op);
+    });
+  }, py::arg("x"), py::arg("grad_out"), py::arg("out"), py::arg("negative_slope"),
+     "out = x > 0 ? grad_out : negative_slope * grad_out; x may be the output when "
+     "negative_slope >= 0. out may be grad_out.");
+  m.def("elu", [](const py::array& x, py::array& out, double alpha) {
+    require_finite(alpha, "elu", "alpha");
+    pointwise_forward_b("elu", x, out, [&](index_t n, auto xp, auto yp) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+      elu_forward<T>(static_cast<T>(alpha), n, xp, yp);
+    });
+  }, py::arg("x"), py::arg("out"), py::arg("alpha"),
+     "out = x > 0 ? x : alpha * expm1(x). out may be x.");
+  m.def("elu_backward", [](const py::array& s, const py::array& dy, py::array& out, double alpha,
+                           bool is_result) {
+    const char* fn = "elu_backward";
+    require_finite(alpha, fn, "alpha");
+    if (is_result && alpha < 0)
+      throw py::value_error(std::string(fn) + ": the gradient from the output needs alpha >= 0 "
+                            "(a negative alpha makes y > 0 for some x < 0), got alpha = " +
+                            std::to_string(alpha) + "; pass the input instead");
+    pointwise_backward_b(fn, is_result ? "y" : "x", s, dy, out, [&](index_t n, auto sp, auto dp, auto op) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(sp)>>;
+      elu_backward<T>(static_cast<T>(alpha), is_result, n, sp, dp, op);
+    });
+  }, py::arg("x"), py::arg("grad_out"), py::arg("out"), py::arg("alpha"), py::arg("is_result"),
+     "ELU gradient from the input x, or from the output y when is_result (alpha >= 0).");
+  m.def("gelu", [](const py::array& x, py::array& out, int approximate) {
+    const GeluApprox ap = to_gelu_approx(approximate, "gelu");
+    pointwise_forward_b("gelu", x, out, [&](index_t n, auto xp, auto yp) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+      gelu_forward<T>(ap, n, xp, yp);
+    });
+  }, py::arg("x"), py::arg("out"), py::arg("approximate"),
+     "out = x * Phi(x) (approximate 0) or PyTorch's tanh form (1). out may be x.");
+  m.def("gelu_backward", [](const py::array& x, const py::array& dy, py::array& out, int approximate) {
+    const GeluApprox ap = to_gelu_approx(approximate, "gelu_backward");
+    pointwise_backward_b("gelu_backward", "x", x, dy, out, [&](index_t n, auto sp, auto dp, auto op) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(sp)>>;
+      gelu_backward<T>(ap, n, sp, dp, op);
+    });
+  }, py::arg("x"), py::arg("grad_out"), py::arg("out"), py::arg("approximate"),
+     "GELU gradient from the input x. out may be grad_out.");
+  m.def("softplus", [](const py::array& x, py::array& out, double beta, double threshold) {
+    softplus_args(beta, threshold, "softplus");
+    pointwise_forward_b("softplus", x, out, [&](index_t n, auto xp, auto yp) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+      softplus_forward<T>(static_cast<T>(beta), static_cast<T>(threshold), n, xp, yp);
+    });
+  }, py::arg("x"), py::arg("out"), py::arg("beta"), py::arg("threshold"),
+     "out = beta*x > threshold ? x : log1p(exp(beta*x)) / beta. out may be x.");
+  m.def("softplus_backward", [](const py::array& x, const py::array& dy, py::array& out, double beta,
+                                double threshold) {
+    softplus_args(beta, threshold, "softplus_backward");
+    pointwise_backward_b("softplus_backward", "x", x, dy, out, [&](index_t n, auto sp, auto dp, auto op) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(sp)>>;
+      softplus_backward<T>(static_cast<T>(beta), static_cast<T>(threshold), n, sp, dp, op);
+    });
+  }, py::arg("x"), py::arg("grad_out"), py::arg("out"), py::arg("beta"), py::arg("threshold"),
+     "out = beta*x > threshold ? grad_out : grad_out * sigmoid(beta*x). out may be grad_out.");
+}
+
 // --- softmax ---------------------------------------------------------------
 
 void softmax_b(const py::array& x, py::array& out, bool log) {
@@ -237,94 +302,6 @@ void softmax_backward_b(const py::array& y, const py::array& dy, py::array& out,
       log_softmax_backward<T>(N, C, yp, dp, op);
     else
       softmax_backward<T>(N, C, yp, dp, op);
-  });
-}
-
-// --- losses ------------------------------------------------------------------
-
-// grad: None or an array shaped like `ref`, which may be `ref` itself but not `other`.
-std::optional<py::array> loss_grad(const py::object& grad_o, const py::array& ref,
-                                   const char* ref_name, const py::array& other,
-                                   const char* other_name, const char* fn) {
-  if (grad_o.is_none()) return std::nullopt;
-  py::array g = as_array_arg(grad_o, fn, "grad");
-  out_like(g, "grad", ref, ref_name, fn);
-  same_or_disjoint(g, "grad", ref, ref_name, fn);
-  require_no_overlap(g, "grad", other, other_name, fn);
-  return g;
-}
-
-void require_nonempty(index_t n, const char* fn, const char* name, const py::array& a) {
-  if (n == 0)
-    throw py::value_error(std::string(fn) + ": " + name + " is empty (shape " + shape_str(a) +
-                          "); a loss needs at least one sample");
-}
-
-double cross_entropy_b(const py::array& logits, const py::array& target, const py::object& grad_o,
-                       int reduction_code) {
-  const char* fn = "cross_entropy";
-  const Reduction red = to_reduction(reduction_code, fn);
-  const Dtype dt = float_input(logits, fn, "input");
-  require_ndim(logits, 2, fn, "input", "(N, C) of logits");
-  const index_t N = logits.shape(0), C = logits.shape(1);
-  require_nonempty(N, fn, "input", logits);
-  if (C == 0)
-    throw py::value_error(std::string(fn) + ": input has 0 classes (shape " + shape_str(logits) + ")");
-  const bool labels = target.ndim() == 1;
-  if (labels) {
-    if (!target.dtype().equal(py::dtype::of<std::int64_t>()))
-      throw py::type_error(std::string(fn) + ": integer class labels must be int64 here, got " +
-                           dtype_str(target) + " (neuropil.functional converts other integer dtypes)");
-    require_shape(target, {N}, fn, "target");
-    require_c_contiguous(target, fn, "target");
-    const std::int64_t* lp = cptr<std::int64_t>(target);
-    for (index_t n = 0; n < N; ++n)
-      if (lp[n] < 0 || lp[n] >= C)
-        throw py::value_error(std::string(fn) + ": target label " + std::to_string(lp[n]) +
-                              " at index " + std::to_string(n) + " is out of range for " +
-                              std::to_string(C) + " classes (expected 0.." + std::to_string(C - 1) + ")");
-  } else {
-    if (target.ndim() != 2)
-      throw py::value_error(std::string(fn) + ": target must be (N,) integer labels or (N, C) "
-                            "probabilities; got shape " + shape_str(target) + " for input " +
-                            shape_str(logits));
-    float_dtype(target, fn, "target");
-    require_same_dtype(logits, "input", target, "target", fn);
-    require_shape(target, {N, C}, fn, "target");
-    require_c_contiguous(target, fn, "target");
-  }
-  std::optional<py::array> grad = loss_grad(grad_o, logits, "input", target, "target", fn);
-  return by_dtype(dt, [&](auto t) {
-    using T = decltype(t);
-    const T* xp = cptr<T>(logits);
-    T* gp = grad ? mptr<T>(*grad) : nullptr;
-    if (labels) {
-      const std::int64_t* lp = cptr<std::int64_t>(target);
-      py::gil_scoped_release release;
-      return softmax_cross_entropy_labels<T>(N, C, xp, lp, red, gp);
-    }
-    const T* tp = cptr<T>(target);
-    py::gil_scoped_release release;
-    return softmax_cross_entropy_targets<T>(N, C, xp, tp, red, gp);
-  });
-}
-
-template <bool Bce>
-double pointwise_loss_b(const py::array& pred, const py::array& target, const py::object& grad_o,
-                        int reduction_code) {
-  const char* fn = Bce ? "binary_cross_entropy_with_logits" : "mse_loss";
-  const Reduction red = to_reduction(reduction_code, fn);
-  const Dtype dt = float_input(pred, fn, "input");
-  input_like(target, "target", pred, "input", fn);
-  const index_t n = pred.size();
-  require_nonempty(n, fn, "input", pred);
-  std::optional<py::array> grad = loss_grad(grad_o, pred, "input", target, "target", fn);
-  return by_dtype(dt, [&](auto t) {
-    using T = decltype(t);
-    const T *pp = cptr<T>(pred), *tp = cptr<T>(target);
-    T* gp = grad ? mptr<T>(*grad) : nullptr;
-    py::gil_scoped_release release;
-    return Bce ? bce_with_logits<T>(n, pp, tp, red, gp) : mse_loss<T>(n, pp, tp, red, gp);
   });
 }
 
@@ -440,7 +417,11 @@ void linear_backward_b(const py::array& x, const py::array& w, const py::array& 
 
 }  // namespace
 
+void register_loss(py::module_& m);  // loss.cpp
+
 void register_elementwise(py::module_& m) {
+  register_pointwise(m);
+  register_loss(m);
   m.def("activation_forward", &activation_forward_b, py::arg("x"), py::arg("out"), py::arg("act"),
         "out = act(x); act: 0 identity, 1 relu, 2 sigmoid, 3 tanh. out may be x.");
   m.def("activation_backward", &activation_backward_b, py::arg("y"), py::arg("grad_out"),
@@ -457,14 +438,6 @@ void register_elementwise(py::module_& m) {
   m.def("softmax_backward", &softmax_backward_b, py::arg("y"), py::arg("grad_out"),
         py::arg("out"), py::arg("log") = false,
         "gradient of (log_)softmax over the last axis from its output y.");
-  m.def("cross_entropy", &cross_entropy_b, py::arg("input"), py::arg("target"),
-        py::arg("grad") = py::none(), py::arg("reduction") = 0,
-        "fused softmax-cross-entropy: returns the loss, writes d loss/d input into grad. "
-        "target: int64 labels (N,) or probabilities (N, C).");
-  m.def("mse_loss", &pointwise_loss_b<false>, py::arg("input"), py::arg("target"),
-        py::arg("grad") = py::none(), py::arg("reduction") = 0);
-  m.def("bce_with_logits", &pointwise_loss_b<true>, py::arg("input"), py::arg("target"),
-        py::arg("grad") = py::none(), py::arg("reduction") = 0);
   m.def("dropout", &dropout_b, py::arg("x"), py::arg("out"), py::arg("p"), py::arg("seed"),
         py::arg("backward") = false,
         "inverted dropout with a counter-based mask keyed by seed (same for any thread count).");

@@ -160,17 +160,31 @@ def gradcheck(module, x, *, loss=None, target=None, eps: float = 1e-6, rtol: flo
 def gradcheck_loss(loss, pred, target, *, eps: float = 1e-6, rtol: float = 1e-5,
                    atol: float = 1e-8, seed: int = 0,
                    max_checks: int | None = 200) -> GradcheckReport:
-    """Check a loss's ``backward()`` (dL/dpred) against central differences of ``forward``."""
+    """Check a loss's ``backward()`` (dL/dpred) against central differences of ``forward``.
+
+    A loss whose forward returns an array (``reduction='none'``) is checked through
+    ``L = sum(losses * R)`` with a seeded random ``R`` of the losses' shape, whose
+    analytic gradient is ``backward(R)``.
+    """
     pred = np.array(pred, dtype=np.float64, copy=True)
     rng = np.random.default_rng(seed)
-    loss.forward(pred, target)
-    analytic = np.array(loss.backward(), dtype=np.float64, copy=True)
+    first = loss.forward(pred, target)
+    proj = rng.standard_normal(np.shape(first)) if np.ndim(first) > 0 else None
+
+    def objective() -> float:
+        value = loss.forward(pred, target)
+        if proj is None:
+            return float(value)
+        return float(np.sum(np.asarray(value, dtype=np.float64) * proj))
+
+    objective()
+    analytic = np.array(loss.backward() if proj is None else loss.backward(proj.copy()),
+                        dtype=np.float64, copy=True)
     if analytic.shape != pred.shape:
         raise GradcheckError(f"gradcheck_loss: backward returned {analytic.shape} for an input "
                              f"of shape {pred.shape}")
     idx = _indices(pred.size, max_checks, rng)
-    numeric = _central_differences(pred.reshape(-1), idx,
-                                   lambda: float(loss.forward(pred, target)), eps)
+    numeric = _central_differences(pred.reshape(-1), idx, objective, eps)
     report = GradcheckReport()
     _compare("input", analytic.reshape(-1)[idx], numeric, idx, pred.shape, rtol, atol, report)
     return report

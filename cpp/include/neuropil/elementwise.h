@@ -1,4 +1,4 @@
-// Elementwise and loss kernels: activations, bias, softmax, losses, dropout.
+// Elementwise kernels: activations, bias, softmax, dropout (losses: neuropil/loss.h).
 //
 // Conventions (all functions, T = float or double, explicitly instantiated):
 //   - Row-major, C-contiguous buffers; a "row" is the last axis. Sizes are index_t.
@@ -9,9 +9,8 @@
 //   - NaN propagates through forward kernels (never trapped, never turned into a crash).
 //   - Work is split over rows / fixed blocks with parallel_for. Every output element is
 //     computed by one thread with the same operations whatever the thread count; every
-//     reduction (bias gradient, loss sums) folds partials of FIXED-size chunks in chunk
+//     reduction (bias gradient) folds partials of FIXED-size chunks in chunk
 //     order, so results are bitwise identical for any number of threads.
-//   - Loss values are accumulated in double and returned as double.
 #pragma once
 #include <cstdint>
 
@@ -20,7 +19,6 @@
 namespace neuropil {
 
 enum class Activation : int { Identity = 0, Relu = 1, Sigmoid = 2, Tanh = 3 };
-enum class Reduction : int { Mean = 0, Sum = 1 };
 
 // --- activations -----------------------------------------------------------
 // activation_forward: y[n] = act(x[n]) over n elements; in place allowed (y == x).
@@ -38,6 +36,53 @@ void activation_forward(Activation act, index_t n, const T* x, T* y) noexcept;
 // In place allowed (dx == dy).
 template <typename T>
 void activation_backward(Activation act, index_t n, const T* y, const T* dy, T* dx) noexcept;
+
+// --- parametrised activations (PyTorch's definitions) ---------------------------
+// Over n elements; out may equal an input (in place), no other overlap. NaN in x
+// gives NaN out in every forward and in every backward that reads x (LeakyReLU's
+// backward reads only the sign test, as PyTorch's). float runs vectorised
+// approximations (a few ulp; the AVX2/AVX-512 builds use FMA, so the last bit may
+// differ between ISAs, never between thread counts), double runs libm.
+//
+// leaky_relu: y = x > 0 ? x : negative_slope * x
+//   backward:  dx = s > 0 ? dy : negative_slope * dy, where s is the input x, or
+//              the output y when negative_slope >= 0 (then y > 0 exactly when x > 0).
+template <typename T>
+void leaky_relu_forward(T negative_slope, index_t n, const T* x, T* y) noexcept;
+template <typename T>
+void leaky_relu_backward(T negative_slope, index_t n, const T* s, const T* dy, T* dx) noexcept;
+
+// elu: y = x > 0 ? x : alpha * (e^x - 1)            (expm1: exact near 0)
+//   backward from the input (from_output false): dx = x > 0 ? dy : dy * alpha e^x
+//   backward from the output (alpha >= 0 only):  dx = y > 0 ? dy : dy * (y + alpha)
+//   (no exponential; y + alpha loses relative accuracy as e^x underflows, but its
+//   absolute error stays below alpha * ulp(1)). At x = 0 both give alpha * dy, as PyTorch.
+template <typename T>
+void elu_forward(T alpha, index_t n, const T* x, T* y) noexcept;
+template <typename T>
+void elu_backward(T alpha, bool from_output, index_t n, const T* s, const T* dy, T* dx) noexcept;
+
+// gelu (approximate None): y = x Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2 (the normal CDF)
+//   backward: dx = dy * (Phi(x) + x e^(-x^2/2) / sqrt(2 pi))
+// gelu (approximate Tanh): y = x / 2 * (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
+//   computed as x * sigmoid(2u) (the same function, no cancellation in the left tail)
+//   backward: dx = dy * (s + x s (1 - s) 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2)), s = sigmoid(2u)
+// float Phi keeps relative accuracy in the left tail (~5 ulp down to x = -13, where
+// it becomes subnormal). gelu(+inf) = inf; gelu(-inf) = NaN (-inf * 0, as PyTorch).
+enum class GeluApprox : int { None = 0, Tanh = 1 };
+template <typename T>
+void gelu_forward(GeluApprox approx, index_t n, const T* x, T* y) noexcept;
+template <typename T>
+void gelu_backward(GeluApprox approx, index_t n, const T* x, const T* dy, T* dx) noexcept;
+
+// softplus: z = beta x;  y = z > threshold ? x : log(1 + e^z) / beta   (beta != 0)
+//   backward: dx = z > threshold ? dy : dy * sigmoid(z)
+// PyTorch's threshold rule; log(1 + e^z) is evaluated as max(z, 0) + log1p(e^-|z|),
+// so it stays finite for any threshold (PyTorch overflows to inf above z ~ 88).
+template <typename T>
+void softplus_forward(T beta, T threshold, index_t n, const T* x, T* y) noexcept;
+template <typename T>
+void softplus_backward(T beta, T threshold, index_t n, const T* x, const T* dy, T* dx) noexcept;
 
 // --- bias ------------------------------------------------------------------
 // bias_activation: y[N, C] = act(x[N, C] + bias[C]) (row broadcast), one pass over
@@ -76,36 +121,7 @@ void softmax_backward(index_t N, index_t C, const T* y, const T* dy, T* dx) noex
 template <typename T>
 void log_softmax_backward(index_t N, index_t C, const T* y, const T* dy, T* dx) noexcept;
 
-// --- fused softmax + cross-entropy (forward and backward in one pass) ---------
-// logits [N, C]; with s = N (Mean) or 1 (Sum), returns L = (1/s) sum_n loss_n and,
-// when grad != nullptr, writes grad[N, C] = dL/dlogits:
-//   labels [N] (each in 0..C-1; the bindings check):
-//       loss_n = logsumexp(x_n) - x_n[label_n]
-//       grad[n, c] = (softmax(x_n)_c - [c == label_n]) / s
-//   targets [N, C] (one-hot or probabilities; any real values):
-//       loss_n = -sum_c t[n,c] * log_softmax(x_n)_c
-//       grad[n, c] = (softmax(x_n)_c * sum_k t[n,k] - t[n,c]) / s   (= (p - t)/s when rows sum to 1)
-// grad == logits allowed (in place). Row losses are summed in double in fixed chunks
-// of 256 rows folded in order.
-template <typename T>
-double softmax_cross_entropy_labels(index_t N, index_t C, const T* logits,
-                                    const std::int64_t* labels, Reduction reduction,
-                                    T* grad) noexcept;
-template <typename T>
-double softmax_cross_entropy_targets(index_t N, index_t C, const T* logits, const T* targets,
-                                     Reduction reduction, T* grad) noexcept;
-
-// --- elementwise losses over n elements (s = n for Mean, 1 for Sum) ------------
-// mse_loss: L = (1/s) sum_i (p_i - t_i)^2;  grad_i = 2 (p_i - t_i) / s.
-// bce_with_logits: l_i = max(x_i, 0) - x_i t_i + log1p(exp(-|x_i|))   (= -t log σ(x) - (1-t) log(1-σ(x)),
-//   never overflows); L = (1/s) sum_i l_i;  grad_i = (σ(x_i) - t_i) / s.
-// grad may be nullptr (loss only) or equal pred/logits (in place). Sums in double over
-// fixed chunks of 4096 elements folded in order.
-template <typename T>
-double mse_loss(index_t n, const T* pred, const T* target, Reduction reduction, T* grad) noexcept;
-template <typename T>
-double bce_with_logits(index_t n, const T* logits, const T* target, Reduction reduction,
-                       T* grad) noexcept;
+// Losses (cross-entropy, NLL, MSE, L1, BCE): neuropil/loss.h.
 
 // --- dropout (inverted) -------------------------------------------------------
 // keep_i = (splitmix64(seed + (i + 1) * 0x9E3779B97F4A7C15) >> 32) >= round(p * 2^32)

@@ -2,7 +2,9 @@
 #include <cmath>
 #include <vector>
 
+#include "neuropil/cpu.h"
 #include "neuropil/elementwise.h"
+#include "pointwise_kernels.h"
 #include "util.h"
 
 namespace neuropil {
@@ -60,7 +62,76 @@ void bias_act_row(Activation act, const T* x, const T* b, T* y, index_t C) {
 
 constexpr index_t kBiasChunk = 512;  // rows per partial column sum (fixed: determinism)
 
+// The parametrised activations: each element by itself, so any split of [0, n)
+// over threads gives the same bits; the ISA picks the build of the chunk loop.
+using pointwise_detail::Op;
+template <typename T>
+using PointwiseArgs = pointwise_detail::Args<T>;
+
+void pointwise_chunk(bool backward, const PointwiseArgs<float>& a, index_t b, index_t e) {
+#ifdef NEUROPIL_HAVE_AVX512
+  if (active_isa() >= Isa::Avx512) {
+    backward ? pointwise_detail::backward_avx512(a, b, e) : pointwise_detail::forward_avx512(a, b, e);
+    return;
+  }
+#endif
+#ifdef NEUROPIL_HAVE_AVX2
+  if (active_isa() >= Isa::Avx2) {
+    backward ? pointwise_detail::backward_avx2(a, b, e) : pointwise_detail::forward_avx2(a, b, e);
+    return;
+  }
+#endif
+  backward ? pointwise_detail::backward_generic(a, b, e) : pointwise_detail::forward_generic(a, b, e);
+}
+
+void pointwise_chunk(bool backward, const PointwiseArgs<double>& a, index_t b, index_t e) {
+  backward ? pointwise_detail::backward_generic(a, b, e) : pointwise_detail::forward_generic(a, b, e);
+}
+
+template <typename T>
+void run_pointwise(bool backward, index_t n, const PointwiseArgs<T>& a) {
+  if (n <= 0) return;
+  // LeakyReLU is one compare per element; the others a transcendental or two.
+  const index_t work = a.op == Op::LeakyRelu ? n : n * 8;
+  parallel_for(n, threads_for(work), [&](index_t b, index_t e) { pointwise_chunk(backward, a, b, e); });
+}
+
 }  // namespace
+
+template <typename T>
+void leaky_relu_forward(T negative_slope, index_t n, const T* x, T* y) noexcept {
+  run_pointwise(false, n, PointwiseArgs<T>{Op::LeakyRelu, negative_slope, T(0), false, x, nullptr, y});
+}
+template <typename T>
+void leaky_relu_backward(T negative_slope, index_t n, const T* s, const T* dy, T* dx) noexcept {
+  run_pointwise(true, n, PointwiseArgs<T>{Op::LeakyRelu, negative_slope, T(0), false, s, dy, dx});
+}
+template <typename T>
+void elu_forward(T alpha, index_t n, const T* x, T* y) noexcept {
+  run_pointwise(false, n, PointwiseArgs<T>{Op::Elu, alpha, T(0), false, x, nullptr, y});
+}
+template <typename T>
+void elu_backward(T alpha, bool from_output, index_t n, const T* s, const T* dy, T* dx) noexcept {
+  run_pointwise(true, n, PointwiseArgs<T>{Op::Elu, alpha, T(0), from_output, s, dy, dx});
+}
+template <typename T>
+void gelu_forward(GeluApprox approx, index_t n, const T* x, T* y) noexcept {
+  const Op op = approx == GeluApprox::Tanh ? Op::GeluTanh : Op::GeluErf;
+  run_pointwise(false, n, PointwiseArgs<T>{op, T(0), T(0), false, x, nullptr, y});
+}
+template <typename T>
+void gelu_backward(GeluApprox approx, index_t n, const T* x, const T* dy, T* dx) noexcept {
+  const Op op = approx == GeluApprox::Tanh ? Op::GeluTanh : Op::GeluErf;
+  run_pointwise(true, n, PointwiseArgs<T>{op, T(0), T(0), false, x, dy, dx});
+}
+template <typename T>
+void softplus_forward(T beta, T threshold, index_t n, const T* x, T* y) noexcept {
+  run_pointwise(false, n, PointwiseArgs<T>{Op::Softplus, beta, threshold, false, x, nullptr, y});
+}
+template <typename T>
+void softplus_backward(T beta, T threshold, index_t n, const T* x, const T* dy, T* dx) noexcept {
+  run_pointwise(true, n, PointwiseArgs<T>{Op::Softplus, beta, threshold, false, x, dy, dx});
+}
 
 template <typename T>
 void activation_forward(Activation act, index_t n, const T* x, T* y) noexcept {
@@ -159,7 +230,15 @@ void bias_grad(index_t N, index_t C, const T* dy, T beta, T* db) noexcept {
   template void activation_forward<T>(Activation, index_t, const T*, T*) noexcept;          \
   template void activation_backward<T>(Activation, index_t, const T*, const T*, T*) noexcept; \
   template void bias_activation<T>(Activation, index_t, index_t, const T*, const T*, T*) noexcept; \
-  template void bias_grad<T>(index_t, index_t, const T*, T, T*) noexcept;
+  template void bias_grad<T>(index_t, index_t, const T*, T, T*) noexcept;                   \
+  template void leaky_relu_forward<T>(T, index_t, const T*, T*) noexcept;                   \
+  template void leaky_relu_backward<T>(T, index_t, const T*, const T*, T*) noexcept;        \
+  template void elu_forward<T>(T, index_t, const T*, T*) noexcept;                          \
+  template void elu_backward<T>(T, bool, index_t, const T*, const T*, T*) noexcept;         \
+  template void gelu_forward<T>(GeluApprox, index_t, const T*, T*) noexcept;                \
+  template void gelu_backward<T>(GeluApprox, index_t, const T*, const T*, T*) noexcept;     \
+  template void softplus_forward<T>(T, T, index_t, const T*, T*) noexcept;                  \
+  template void softplus_backward<T>(T, T, index_t, const T*, const T*, T*) noexcept;
 NEUROPIL_INSTANTIATE(float)
 NEUROPIL_INSTANTIATE(double)
 #undef NEUROPIL_INSTANTIATE

@@ -1,16 +1,13 @@
-// Softmax, log-softmax and the fused softmax-cross-entropy (see neuropil/elementwise.h).
+// Softmax, log-softmax and row argmax (see neuropil/elementwise.h).
 #include <cmath>
 
 #include "neuropil/elementwise.h"
 #include "util.h"
 
 namespace neuropil {
-using elementwise_detail::chunked_sum;
 using elementwise_detail::threads_for;
 
 namespace {
-
-constexpr index_t kRowChunk = 256;  // rows per partial loss sum (fixed: determinism)
 
 template <typename T>
 inline T row_max(const T* x, index_t C) {
@@ -127,79 +124,12 @@ void log_softmax_backward(index_t N, index_t C, const T* y, const T* dy, T* dx) 
   });
 }
 
-template <typename T>
-double softmax_cross_entropy_labels(index_t N, index_t C, const T* logits,
-                                    const std::int64_t* labels, Reduction reduction,
-                                    T* grad) noexcept {
-  if (N <= 0 || C <= 0) return reduction == Reduction::Mean ? NAN : 0.0;
-  const double scale = reduction == Reduction::Mean ? 1.0 / static_cast<double>(N) : 1.0;
-  const double total = chunked_sum(N, kRowChunk, threads_for(N * C * 8), [&](index_t b, index_t e) {
-    double part = 0.0;
-    for (index_t n = b; n < e; ++n) {
-      const T* xr = logits + n * C;
-      const index_t label = static_cast<index_t>(labels[n]);
-      const T m = row_max(xr, C);
-      const T x_label = xr[label];  // read before grad (which may alias logits) is written
-      double s;
-      if (grad != nullptr) {
-        T* g = grad + n * C;
-        s = exp_shifted(xr, m, g, C);
-        const T inv = static_cast<T>(scale / s);
-        for (index_t c = 0; c < C; ++c) g[c] *= inv;
-        g[label] -= static_cast<T>(scale);
-      } else {
-        s = sum_exp_shifted(xr, m, C);
-      }
-      part += std::log(s) + static_cast<double>(m) - static_cast<double>(x_label);
-    }
-    return part;
-  });
-  return total * scale;
-}
-
-template <typename T>
-double softmax_cross_entropy_targets(index_t N, index_t C, const T* logits, const T* targets,
-                                     Reduction reduction, T* grad) noexcept {
-  if (N <= 0 || C <= 0) return reduction == Reduction::Mean ? NAN : 0.0;
-  const double scale = reduction == Reduction::Mean ? 1.0 / static_cast<double>(N) : 1.0;
-  const double total = chunked_sum(N, kRowChunk, threads_for(N * C * 8), [&](index_t b, index_t e) {
-    double part = 0.0;
-    for (index_t n = b; n < e; ++n) {
-      const T* xr = logits + n * C;
-      const T* tr = targets + n * C;
-      const T m = row_max(xr, C);
-      const double lse = std::log(sum_exp_shifted(xr, m, C)) + static_cast<double>(m);
-      double tsum = 0.0, dot = 0.0;
-      for (index_t c = 0; c < C; ++c) {
-        const double t = static_cast<double>(tr[c]);
-        tsum += t;
-        // t == 0 contributes nothing even where log_softmax is -inf.
-        if (t != 0.0) dot += t * (static_cast<double>(xr[c]) - lse);
-      }
-      part -= dot;
-      if (grad != nullptr) {
-        T* g = grad + n * C;
-        for (index_t c = 0; c < C; ++c) {
-          const double p = std::exp(static_cast<double>(xr[c]) - lse);
-          g[c] = static_cast<T>((p * tsum - static_cast<double>(tr[c])) * scale);
-        }
-      }
-    }
-    return part;
-  });
-  return total * scale;
-}
-
 #define NEUROPIL_INSTANTIATE(T)                                                                \
   template void softmax_forward<T>(index_t, index_t, const T*, T*) noexcept;                   \
   template void log_softmax_forward<T>(index_t, index_t, const T*, T*) noexcept;               \
   template void softmax_backward<T>(index_t, index_t, const T*, const T*, T*) noexcept;        \
   template void argmax_rows<T>(index_t, index_t, const T*, std::int64_t*) noexcept;            \
-  template void log_softmax_backward<T>(index_t, index_t, const T*, const T*, T*) noexcept;    \
-  template double softmax_cross_entropy_labels<T>(index_t, index_t, const T*,                  \
-                                                  const std::int64_t*, Reduction, T*) noexcept; \
-  template double softmax_cross_entropy_targets<T>(index_t, index_t, const T*, const T*,       \
-                                                   Reduction, T*) noexcept;
+  template void log_softmax_backward<T>(index_t, index_t, const T*, const T*, T*) noexcept;
 NEUROPIL_INSTANTIATE(float)
 NEUROPIL_INSTANTIATE(double)
 #undef NEUROPIL_INSTANTIATE

@@ -19,9 +19,9 @@ from . import dense, loss, optim, conv, pool, rnn, tensor
 from .gemm import gemm
 from .dense import *  # noqa: F401,F403
 from .dense import _ACT, _activation_backward_into, _activation_into, _linear_backward_into
-from .dense import _linear_into
+from .dense import _linear_into, _pointwise_into, _pointwise_backward_into
 from .loss import *  # noqa: F401,F403
-from .loss import _labels, _loss_into
+from .loss import _labels, _loss_into, _scale_loss_grad
 from .dropout import dropout, dropout_backward, dropout2d, dropout2d_backward, _check_p
 from .optim import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _kernels as _k
 
-_REDUCTION = {"mean": 0, "sum": 1}
+_REDUCTION = {"mean": 0, "sum": 1, "none": 2}
 
 
 def _as_array(x, fn: str, name: str) -> np.ndarray:
@@ -47,7 +47,8 @@ def _reduction_code(reduction, fn: str) -> int:
     try:
         return _REDUCTION[reduction]
     except (KeyError, TypeError):
-        raise ValueError(f"{fn}: reduction must be 'mean' or 'sum', got {reduction!r}") from None
+        raise ValueError(f"{fn}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}") \
+            from None
 
 
 def _pair(v, fn: str, name: str, minimum: int) -> tuple:

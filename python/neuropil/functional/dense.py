@@ -1,4 +1,5 @@
-"""Dense layers and activations: linear, bias + activation, ReLU/sigmoid/tanh, softmax.
+"""Dense layers and activations: linear, bias + activation, ReLU/sigmoid/tanh, LeakyReLU/ELU/
+GELU/softplus, softmax.
 
 User-facing functions accept lists (converted with numpy.asarray; integer or bool
 lists become float64). NumPy arrays are never cast silently: a non-float array raises
@@ -17,8 +18,10 @@ _ACT = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 __all__ = [
     "linear", "linear_backward", "relu", "sigmoid", "tanh", "relu_backward", "sigmoid_backward",
     "tanh_backward", "bias_activation", "bias_grad", "softmax", "argmax", "log_softmax",
-    "softmax_backward", "log_softmax_backward",
+    "softmax_backward", "log_softmax_backward", "leaky_relu", "leaky_relu_backward", "elu",
+    "elu_backward", "gelu", "gelu_backward", "softplus", "softplus_backward",
 ]
+_GELU = {"none": 0, "tanh": 1}
 
 
 # Lean entry points for layers on the training hot path: their arrays are already
@@ -41,6 +44,30 @@ def _activation_into(code: int, x, out) -> None:
 
 def _activation_backward_into(code: int, y, grad_out, out) -> None:
     _k.activation_backward(y, grad_out, out, code)
+
+
+def _gelu_code(approximate, fn: str) -> int:
+    try:
+        return _GELU[approximate]
+    except (KeyError, TypeError):
+        raise ValueError(f"{fn}: approximate must be 'none' or 'tanh', got {approximate!r}") from None
+
+
+# Hot-path forms of the parametrised activations for the layers (arrays already
+# C-contiguous float; the binding validates the rest). `params` is the tuple of
+# hyper-parameters in the binding's order.
+_POINTWISE = {"leaky_relu": (_k.leaky_relu, _k.leaky_relu_backward),
+              "elu": (_k.elu, _k.elu_backward),
+              "gelu": (_k.gelu, _k.gelu_backward),
+              "softplus": (_k.softplus, _k.softplus_backward)}
+
+
+def _pointwise_into(name: str, x, out, params) -> None:
+    _POINTWISE[name][0](x, out, *params)
+
+
+def _pointwise_backward_into(name: str, s, grad_out, out, params) -> None:
+    _POINTWISE[name][1](s, grad_out, out, *params)
 
 
 def linear(x, weight, bias=None, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -143,6 +170,100 @@ def sigmoid_backward(y, grad_out, *, out: np.ndarray | None = None) -> np.ndarra
 def tanh_backward(y, grad_out, *, out: np.ndarray | None = None) -> np.ndarray:
     """``grad_out * (1 - y**2)`` from the forward output ``y = tanh(x)``."""
     return _activation_backward("tanh", y, grad_out, out)
+
+
+def _pointwise(name: str, x, out, inplace: bool, params):
+    x = _float_input(x, name, "x")
+    if inplace:
+        if out is not None:
+            raise ValueError(f"{name}: pass either inplace=True or out=, not both")
+        out = x
+    out = _out_for(x, out, name)
+    _POINTWISE[name][0](x, out, *params)
+    return out
+
+
+def _pointwise_backward(name: str, s, grad_out, out, params, s_name: str = "x"):
+    fn = f"{name}_backward"
+    s = _float_input(s, fn, s_name)
+    grad_out = _float_input(grad_out, fn, "grad_out")
+    out = _out_for(s, out, fn)
+    _POINTWISE[name][1](s, grad_out, out, *params)
+    return out
+
+
+def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False, *,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """``x if x > 0 else negative_slope * x`` elementwise (PyTorch's ``F.leaky_relu``).
+
+    Any finite slope (0 gives ReLU, > 1 and < 0 are allowed). ``inplace=True`` writes
+    over ``x``; ``out`` may be ``x``. NaN stays NaN.
+    """
+    return _pointwise("leaky_relu", x, out, inplace, (float(negative_slope),))
+
+
+def leaky_relu_backward(x, grad_out, negative_slope: float = 0.01, *,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """``grad_out if x > 0 else negative_slope * grad_out``, from the forward input ``x``.
+
+    With ``negative_slope >= 0`` the forward output may be passed instead of ``x``
+    (``y > 0`` exactly where ``x > 0``); a negative slope needs ``x``. At ``x = 0`` the
+    gradient is ``negative_slope * grad_out`` (as PyTorch). ``out`` may be ``grad_out``.
+    """
+    return _pointwise_backward("leaky_relu", x, grad_out, out, (float(negative_slope),))
+
+
+def elu(x, alpha: float = 1.0, inplace: bool = False, *,
+        out: np.ndarray | None = None) -> np.ndarray:
+    """``x if x > 0 else alpha * (exp(x) - 1)`` elementwise (PyTorch's ``F.elu``; the
+    exponential part is an ``expm1``, exact near 0). ``inplace=True`` writes over ``x``."""
+    return _pointwise("elu", x, out, inplace, (float(alpha),))
+
+
+def elu_backward(x, grad_out, alpha: float = 1.0, *, is_result: bool = False,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """ELU's gradient ``grad_out * (1 if x > 0 else alpha * exp(x))``.
+
+    ``is_result=True``: ``x`` is the forward OUTPUT ``y`` and the gradient is
+    ``grad_out * (1 if y > 0 else y + alpha)`` (no exponential; needs ``alpha >= 0``).
+    At ``x = 0`` both give ``alpha * grad_out`` (as PyTorch). ``out`` may be ``grad_out``.
+    """
+    return _pointwise_backward("elu", x, grad_out, out, (float(alpha), bool(is_result)),
+                               "y" if is_result else "x")
+
+
+def gelu(x, approximate: str = "none", *, out: np.ndarray | None = None) -> np.ndarray:
+    """Gaussian error linear unit (PyTorch's ``F.gelu``).
+
+    ``approximate='none'``: ``x * Phi(x)`` with ``Phi(x) = erfc(-x / sqrt(2)) / 2`` the
+    standard normal CDF; ``'tanh'``: ``x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``
+    (computed as ``x * sigmoid(2u)``: no cancellation in the left tail). float32 keeps
+    relative accuracy in the tails (a few ulp); ``gelu(-inf)`` is NaN, as in PyTorch.
+    """
+    return _pointwise("gelu", x, out, False, (_gelu_code(approximate, "gelu"),))
+
+
+def gelu_backward(x, grad_out, approximate: str = "none", *,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """GELU's gradient from the forward input ``x``: ``grad_out * (Phi(x) + x * phi(x))``
+    (``phi`` the normal density), or the derivative of the tanh form."""
+    return _pointwise_backward("gelu", x, grad_out, out,
+                               (_gelu_code(approximate, "gelu_backward"),))
+
+
+def softplus(x, beta: float = 1.0, threshold: float = 20.0, *,
+             out: np.ndarray | None = None) -> np.ndarray:
+    """``log(1 + exp(beta * x)) / beta``, or ``x`` where ``beta * x > threshold``
+    (PyTorch's ``F.softplus`` and its threshold rule). ``beta`` must be non-zero; the
+    logarithm is evaluated stably, so any threshold (even inf) gives finite values."""
+    return _pointwise("softplus", x, out, False, (float(beta), float(threshold)))
+
+
+def softplus_backward(x, grad_out, beta: float = 1.0, threshold: float = 20.0, *,
+                      out: np.ndarray | None = None) -> np.ndarray:
+    """Softplus's gradient from the forward input ``x``: ``grad_out * sigmoid(beta * x)``,
+    or ``grad_out`` where ``beta * x > threshold``."""
+    return _pointwise_backward("softplus", x, grad_out, out, (float(beta), float(threshold)))
 
 
 def bias_activation(x, bias=None, activation: str = "identity", *,

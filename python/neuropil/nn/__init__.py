@@ -7,9 +7,9 @@ from .module import Module, Parameter
 from .containers import Sequential, ModuleList, ModuleDict
 from .graph import no_grad, is_grad_enabled, detach
 from .linear import Linear, Identity, Flatten
-from .activation import ReLU, Sigmoid, Tanh, Softmax
+from .activation import ReLU, Sigmoid, Tanh, Softmax, LeakyReLU, ELU, GELU, Softplus
 from .dropout import Dropout, Dropout2d
-from .loss import MSELoss, CrossEntropyLoss, BCEWithLogitsLoss
+from .loss import MSELoss, L1Loss, CrossEntropyLoss, NLLLoss, BCEWithLogitsLoss, BCELoss
 from .rnn import RNN, LSTM, GRU, LastStep, TimeDistributed
 from .embedding import Embedding
 from .merge import Concat, Add
@@ -18,9 +18,9 @@ from . import utils
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
            "no_grad", "is_grad_enabled", "detach",
            "Linear", "Identity", "Flatten",
-           "ReLU", "Sigmoid", "Tanh", "Softmax",
+           "ReLU", "Sigmoid", "Tanh", "Softmax", "LeakyReLU", "ELU", "GELU", "Softplus",
            "Dropout", "Dropout2d",
-           "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss",
+           "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss",
            "RNN", "LSTM", "GRU", "LastStep", "TimeDistributed", "Embedding",
            "Concat", "Add", "utils"]
 

@@ -115,7 +115,9 @@ def _resolve_loss(loss):
                  "sparse_categorical_crossentropy": "CrossEntropyLoss",
                  "categorical_crossentropy": "CrossEntropyLoss",
                  "bce_with_logits": "BCEWithLogitsLoss",
-                 "binary_crossentropy": "BCEWithLogitsLoss"}
+                 "binary_crossentropy": "BCEWithLogitsLoss",
+                 "l1": "L1Loss", "mae": "L1Loss", "mean_absolute_error": "L1Loss",
+                 "nll": "NLLLoss", "bce": "BCELoss"}
         cls = getattr(nn, names.get(loss, ""), None)
         if cls is None:
             raise ValueError(f"loss={loss!r} is not a known loss name; pass a loss object "
@@ -124,6 +126,10 @@ def _resolve_loss(loss):
     if loss is None or not (hasattr(loss, "forward") and hasattr(loss, "backward")):
         raise TypeError(f"loss must be a loss object with forward(pred, target) and "
                         f"backward(), got {type(loss).__name__}")
+    if getattr(loss, "reduction", "mean") == "none":
+        raise ValueError(f"loss {type(loss).__name__}(reduction='none') returns per-element "
+                         f"losses, but fit and evaluate need one number per batch: use "
+                         f"reduction='mean' or 'sum' (or reduce the losses in your own loop)")
     return loss
 
 
@@ -146,7 +152,13 @@ def _resolve_optimizer(optimizer, model):
 def accuracy(pred: np.ndarray, target: np.ndarray) -> float:
     """Share of correct predictions in a batch. ``pred`` (N, C) scores with
     integer labels (N,) or one-hot/probability targets (N, C) compare arg
-    maxima; a single output (N,) or (N, 1) is a binary logit (positive means 1)."""
+    maxima; a single output (N,) or (N, 1) is a binary logit (positive means 1).
+    Per-position scores (N, C, d1, ...) (segmentation) compare the arg maxima over
+    axis 1 with labels (N, d1, ...), counting every position."""
+    if pred.ndim > 2 and pred.shape[1] > 1:
+        guess = pred.argmax(axis=1)
+        truth = target if target.ndim == pred.ndim - 1 else target.argmax(axis=1)
+        return float(np.count_nonzero(guess == truth)) / guess.size
     if pred.ndim == 2 and pred.shape[1] > 1:
         guess = F.argmax(pred)  # C++ row argmax: no NumPy arithmetic on the hot path
         if target.ndim == 1:

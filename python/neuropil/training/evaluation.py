@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from ..nn.graph import no_grad
 from . import data as D
 from ._args import (_DEFAULT_METRICS, _check_int, _check_labels, _first_layer_check,
                     _model_dtype, _resolve_loss, _resolve_metrics, _weight)
@@ -53,20 +54,21 @@ def evaluate_sums(model, source, loss, metric_fns, batch_size, fn, check_labels=
     model.eval()
     total, weight, count = 0.0, 0, 0
     sums = [0.0] * len(metric_fns)
-    try:
-        for i, (xb, yb) in enumerate(_batches(source, batch_size)):
-            pred = model.forward(xb)
-            if check_labels and (i == 0 or source.kind != "array" or source.y_lazy):
-                _check_labels(fn, source.y if source.kind == "array" and not source.y_lazy
-                              else yb, pred)
-            k = len(xb)
-            total += float(loss.forward(pred, yb)) * _weight(loss, k)
-            weight += k
-            count += k
-            for j, (_, mfn) in enumerate(metric_fns):
-                sums[j] += mfn(pred, yb) * k
-    finally:
-        model.train(was_training)
+    with no_grad():  # inference: nothing recorded for a backward
+        try:
+            for i, (xb, yb) in enumerate(_batches(source, batch_size)):
+                pred = model.forward(xb)
+                if check_labels and (i == 0 or source.kind != "array" or source.y_lazy):
+                    _check_labels(fn, source.y if source.kind == "array" and not source.y_lazy
+                                  else yb, pred)
+                k = len(xb)
+                total += float(loss.forward(pred, yb)) * _weight(loss, k)
+                weight += k
+                count += k
+                for j, (_, mfn) in enumerate(metric_fns):
+                    sums[j] += mfn(pred, yb) * k
+        finally:
+            model.train(was_training)
     return np.array([total, weight, count] + sums, dtype=np.float64)
 
 
@@ -118,19 +120,20 @@ def predict(model, x, batch_size: int = 256, steps: int | None = None) -> np.nda
         _first_layer_check(fn, model, source.x)
     was_training = model.training
     model.eval()
-    try:
-        out, parts, lo = None, [], 0
-        for xb, _ in _batches(source, batch_size, need_y=False):
-            pred = np.asarray(model.forward(xb))
-            if source.kind != "array":
-                parts.append(np.array(pred, copy=True))
-                continue
-            if out is None:
-                out = np.empty((source.n,) + pred.shape[1:], pred.dtype)
-            out[lo:lo + len(xb)] = pred
-            lo += len(xb)
-    finally:
-        model.train(was_training)
+    with no_grad():  # inference: nothing recorded for a backward
+        try:
+            out, parts, lo = None, [], 0
+            for xb, _ in _batches(source, batch_size, need_y=False):
+                pred = np.asarray(model.forward(xb))
+                if source.kind != "array":
+                    parts.append(np.array(pred, copy=True))
+                    continue
+                if out is None:
+                    out = np.empty((source.n,) + pred.shape[1:], pred.dtype)
+                out[lo:lo + len(xb)] = pred
+                lo += len(xb)
+        finally:
+            model.train(was_training)
     if source.kind != "array":
         if not parts:
             raise ValueError(f"{fn}: the iterable of batches yielded no batch")

@@ -139,6 +139,47 @@ def breakdown_fns(model, loss, opt, x, y):
             "elementwise": elementwise, "optimizer": opt.step}
 
 
+def loop_vs_fit_fns(batch, steps=48):
+    """One epoch of ``steps`` batches three ways: the README's hand-written loop, ``fit``
+    (shuffled batches gathered into buffers, as users run it), and the layers called
+    directly without the graph engine (the cost of deriving the backward)."""
+    rng = np.random.default_rng(7)
+    xs = rng.standard_normal((steps * batch, SIZES[0])).astype(np.float32)
+    ys = rng.integers(0, SIZES[-1], steps * batch)
+    loop_model, loop_loss, loop_opt = build_neuropil()
+    fit_model, fit_loss, fit_opt = build_neuropil()
+    raw_model, raw_loss, raw_opt = build_neuropil()
+    layers = list(raw_model)
+    forwards = [type(m).forward.__wrapped__ for m in layers]  # unrecorded forwards
+
+    def loop():
+        for i in range(steps):
+            xb, yb = xs[i * batch:(i + 1) * batch], ys[i * batch:(i + 1) * batch]
+            loop_opt.zero_grad()
+            loop_loss(loop_model(xb), yb)
+            loop_model.backward(loop_loss.backward())
+            loop_opt.step()
+
+    def fit():
+        fit_model.fit(xs, ys, loss=fit_loss, optimizer=fit_opt, epochs=1, batch_size=batch,
+                      metrics=(), verbose=0)
+
+    def chain():
+        for i in range(steps):
+            h, yb = xs[i * batch:(i + 1) * batch], ys[i * batch:(i + 1) * batch]
+            raw_opt.zero_grad()
+            for m, f in zip(layers, forwards):
+                h = f(m, h)
+            raw_loss(h, yb)
+            g = raw_loss.backward()
+            for m in reversed(layers[1:]):
+                g = m.backward(g)
+            layers[0].backward_params(g)
+            raw_opt.step()
+
+    return {"loop": loop, "fit": fit, "chain": chain}, steps
+
+
 def run(ctx) -> str:
     check_numpy_reference()
     torch = ctx.torch
@@ -199,6 +240,19 @@ def run(ctx) -> str:
     out += table("neuropil MLP step breakdown (parts timed in isolation)",
                  ["threads", "batch", "step", "8 GEMMs", "elementwise", "SGD update",
                   "rest (Python, cache)", "GEMM GFLOP/s"], brows)
+    # The README's hand-written loop against fit, and against the layers called directly.
+    lrows = []
+    for threads in ctx.threads:
+        for batch in batches:
+            fns, steps = loop_vs_fit_fns(batch)
+            with ctx.threads_set(threads):
+                t = ctx.time_interleaved(fns, min_time=0.2 if not ctx.quick else 0.1)
+            us = {k: 1e6 * v / steps for k, v in t.items()}
+            lrows.append([threads, batch, f"{us['loop']:,.0f}", f"{us['fit']:,.0f}",
+                          f"{us['chain']:,.0f}", t["loop"] / t["fit"], t["loop"] / t["chain"]])
+    out += table("hand-written loop (README) vs fit vs layers called directly, us per step",
+                 ["threads", "batch", "loop", "fit", "direct", "loop / fit", "loop / direct"],
+                 lrows)
     out += ("\nfloors: >= 1.3x numpy at batch 128, >= 1.5x at batch 32, >= 1.6x torch at both. "
             "NumPy step checked against neuropil's loss/gradients/updates before timing.")
     print(out)

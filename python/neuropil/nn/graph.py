@@ -311,7 +311,7 @@ class _Node:
                     req = req or src.req
         self.req, self.mask = req, mask
         # one input, one output, the plain backward/backward_params protocol
-        self.simple = (module is not None and len(ins) == 1 and len(outs) == 1
+        self.simple = (len(ins) == 1 and len(outs) == 1 and module is not None
                        and type(module)._graph_backward is None)
 
 
@@ -324,7 +324,7 @@ class Recording:
         self.producer: dict = {}      # id(array) -> ref: (node index, output index)
         self.inputs: list = []        # the model's float array inputs, in order
         self.input_produced: list = []
-        self.calls: dict = {}         # id(leaf) -> the indices of its nodes
+        self.calls: dict = {}         # id(leaf) -> its node's index (a list once called again)
         self.poison: list = []        # why a backward through this recording is impossible
         self.reuse_only = True        # ...and whether only because a layer was reused
         self.keep: list = []          # detached views (kept alive: ids stay unique)
@@ -351,24 +351,23 @@ class Recording:
 
     # -- forward ------------------------------------------------------------------
     def call_leaf(self, module, forward, args, kwargs):
+        # (the hot path of every recorded layer call: kept lean on purpose)
+        producer = self.producer
         if len(args) == 1 and not kwargs and type(args[0]) is np.ndarray:
-            ins = self._fast_ins(args[0], module)
+            a = args[0]
+            if a.dtype.kind == "f":
+                ref = producer.get(id(a), _MISSING)
+                ins = [ref if ref is not _MISSING else self._resolve(a, module, 0)]
+            else:
+                ins = [None]
         else:
             ins = self._ins(module, args, kwargs)
-        idx = len(self.nodes)
+        nodes = self.nodes
+        idx = len(nodes)
         key = id(module)
         previous = self.calls.get(key)
         if previous is not None:
-            # Its own buffers for this call in any case, so that the earlier call's output
-            # stays intact (the forward is right even where the backward is refused).
-            self._prepare_reuse(module, previous)
-            if not type(module)._reentrant and len(previous) == 1:
-                self._poison(
-                    f"{self._label(module)} is called a second time in one forward of "
-                    f"{type(self.owner).__name__}, but {type(module).__name__} keeps the state "
-                    f"of one call only (it does not declare _reentrant = True), so the first "
-                    f"call's gradient cannot be computed: use a separate layer for each call",
-                    reuse=True)
+            previous = self._called_again(module, previous)
         _local.rec = None  # a leaf's own forward is opaque: its inner calls are not recorded
         try:
             out = forward(module, *args, **kwargs)
@@ -377,33 +376,46 @@ class Recording:
                                      f"{self._describe(args)}") from None
         finally:
             _local.rec = self
-        if type(out) is np.ndarray:
+        cls = type(module)
+        if type(out) is np.ndarray and cls._graph_outputs is None:
             outs = [out]
         else:
             outs = []
             _flatten(out, outs)
-        extra = type(module)._graph_outputs
-        if extra is not None:
-            outs.extend(extra(module))
-        node = _Node(module, ins, outs, self.nodes, trainable(module))
+            if cls._graph_outputs is not None:
+                outs.extend(cls._graph_outputs(module))
+        node = _Node(module, ins, outs, nodes, trainable(module))
         if self.tracing:
             node.raw = _raw_inputs(module, args, kwargs)
         if previous is not None:
             previous.append(idx)
             node.snapshot = dict(module.__dict__)
         else:
-            self.calls[key] = [idx]
-        self.nodes.append(node)
-        producer = self.producer
-        for j, o in enumerate(outs):
-            producer[id(o)] = (idx, j)
+            self.calls[key] = idx
+        nodes.append(node)
+        if len(outs) == 1:
+            producer[id(outs[0])] = (idx, 0)
+        else:
+            for j, o in enumerate(outs):
+                producer[id(o)] = (idx, j)
         return out
 
-    def _fast_ins(self, a, module):
-        if a.dtype.kind != "f":
-            return [None]
-        ref = self.producer.get(id(a), _MISSING)
-        return [ref if ref is not _MISSING else self._resolve(a, module, 0)]
+    def _called_again(self, module, previous) -> list:
+        """A leaf's second (third...) call in this forward: the list of its node indices."""
+        if not isinstance(previous, list):
+            previous = [previous]
+            self.calls[id(module)] = previous
+        # Its own buffers for this call in any case, so that the earlier call's output
+        # stays intact (the forward is right even where the backward is refused).
+        self._prepare_reuse(module, previous)
+        if not type(module)._reentrant and len(previous) == 1:
+            self._poison(
+                f"{self._label(module)} is called a second time in one forward of "
+                f"{type(self.owner).__name__}, but {type(module).__name__} keeps the state "
+                f"of one call only (it does not declare _reentrant = True), so the first "
+                f"call's gradient cannot be computed: use a separate layer for each call",
+                reuse=True)
+        return previous
 
     def _ins(self, module, args, kwargs) -> list:
         """Refs of a leaf's float inputs: positional ones, then routed keyword ones."""

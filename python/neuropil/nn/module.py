@@ -43,7 +43,7 @@ import functools
 
 from ..io import load_module, save_module
 from . import graph
-from .graph import Recording, trainable as _trainable
+from .graph import Recording, trainable as _trainable, _local as _graph_local
 
 __all__ = ["Parameter", "Module"]
 
@@ -214,6 +214,7 @@ class Module:
     _reentrant = False   # a leaf whose per-call state is all rebound by forward (or in
     #                      _scratch buffers) may be called several times in one forward
     _record = True       # False: calls are never recorded (losses)
+    _raw_forward = None  # the class's own forward, unwrapped (what a recording calls)
     # A leaf with state to route in a graph (see nn.graph._leaf_backward); None: plain.
     _graph_kwargs: tuple = ()
     _graph_outputs = None
@@ -224,6 +225,7 @@ class Module:
         cls._leaf = cls.backward is not Module.backward
         fwd = cls.__dict__.get("forward")
         if fwd is not None and cls._record and not getattr(fwd, "_neuropil_recorded", False):
+            cls._raw_forward = fwd
             cls.forward = _recorded(fwd)
 
     def __init__(self):
@@ -310,6 +312,11 @@ class Module:
         return self
 
     def __call__(self, *args, **kwargs):
+        cls = type(self)
+        if cls._leaf and cls._raw_forward is not None and "forward" not in self.__dict__:
+            rec = getattr(_graph_local, "rec", None)
+            if rec is not None:  # the hot path inside a model: one call less
+                return rec.call_leaf(self, cls._raw_forward, args, kwargs)
         return self.forward(*args, **kwargs)
 
     def _scratch(self, name: str, shape, dtype) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'add', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'build_info', 'col2im', 'concat', 'conv2d_backward', 'conv2d_forward', 'conv_transpose2d_backward', 'conv_transpose2d_forward', 'cross_entropy', 'dropout', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'split', 'sum_squares']
+__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_update', 'add', 'argmax', 'available_isas', 'avg_pool2d_backward', 'avg_pool2d_forward', 'bce_with_logits', 'bias_activation', 'bias_grad', 'build_info', 'col2im', 'concat', 'conv2d_backward', 'conv2d_forward', 'conv_transpose2d_backward', 'conv_transpose2d_forward', 'cross_entropy', 'dropout', 'embedding_backward', 'embedding_forward', 'fma_peak_gflops', 'gemm', 'gemm_prepacked', 'get_isa', 'get_num_threads', 'im2col', 'linear_backward', 'linear_forward', 'max_pool2d_backward', 'max_pool2d_forward', 'mse_loss', 'parallel_team_size', 'rnn_backward', 'rnn_forward', 'scale_inplace', 'set_isa', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward', 'split', 'sum_squares']
 def activation_backward(y: numpy.ndarray, grad_out: numpy.ndarray, out: numpy.ndarray, act: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     out = grad_out * act'(.) from the cached output y = act(x). out may be grad_out.
@@ -114,6 +114,10 @@ def max_pool2d_forward(x: numpy.ndarray, out: numpy.ndarray, indices: numpy.ndar
     ...
 def mse_loss(input: numpy.ndarray, target: numpy.ndarray, grad: typing.Any = None, reduction: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
     ...
+def parallel_team_size(threads: typing.SupportsInt | typing.SupportsIndex) -> int:
+    """
+    Threads a parallel region asking for `threads` gets now (a diagnostic for tests).
+    """
 def rnn_backward(mode: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, lengths: typing.Any, gates: numpy.ndarray, xh: numpy.ndarray, c_prev: typing.Any, tanh_c: typing.Any, dy: typing.Any, dy_col: typing.SupportsInt | typing.SupportsIndex, dh_n: typing.Any, dc_n: typing.Any, dg: numpy.ndarray, dgh: typing.Any, dx: typing.Any, dx_accumulate: bool, dh0: numpy.ndarray, dc0: typing.Any, dw_ih: numpy.ndarray, dw_hh: numpy.ndarray, db_ih: typing.Any, db_hh: typing.Any, batch_first: bool, reverse: bool) -> None:
     """
     Backward through time of rnn_forward (see rnn.h).

@@ -12,9 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <exception>
-#include <mutex>
 #include <thread>
 
 #include <pthread.h>
@@ -38,48 +36,56 @@ std::atomic<int> g_forks{0};  // forks this process has come out of
 // Runs parallel regions for the forked thread, on a thread of the child's own.
 // One caller at a time (only the forked thread uses it). Leaked on purpose:
 // after a further fork its thread is gone, and a std::thread whose thread
-// vanished must be neither joined nor destroyed.
+// vanished must be neither joined nor destroyed. (POSIX mutex and condition
+// variable: std::condition_variable::wait would tie the wheel to GCC 12's
+// libstdc++, GLIBCXX_3.4.30.)
 class RegionRunner {
  public:
-  RegionRunner() : worker_([this] { loop(); }) { worker_.detach(); }
+  RegionRunner() {
+    pthread_mutex_init(&mutex_, nullptr);
+    pthread_cond_init(&wake_, nullptr);
+    pthread_cond_init(&finished_, nullptr);
+    std::thread([this] { loop(); }).detach();
+  }
 
   void run(const std::function<void()>& job) {
-    std::unique_lock<std::mutex> lock(mutex_);
+    pthread_mutex_lock(&mutex_);
     job_ = &job;
     error_ = nullptr;
     done_ = false;
-    wake_.notify_one();
-    finished_.wait(lock, [this] { return done_; });
-    if (error_) std::rethrow_exception(error_);
+    pthread_cond_signal(&wake_);
+    while (!done_) pthread_cond_wait(&finished_, &mutex_);
+    std::exception_ptr error = error_;
+    pthread_mutex_unlock(&mutex_);
+    if (error) std::rethrow_exception(error);
   }
 
  private:
   void loop() {
-    std::unique_lock<std::mutex> lock(mutex_);
+    pthread_mutex_lock(&mutex_);
     for (;;) {
-      wake_.wait(lock, [this] { return job_ != nullptr; });
+      while (!job_) pthread_cond_wait(&wake_, &mutex_);
       const std::function<void()>* job = job_;
-      lock.unlock();
+      pthread_mutex_unlock(&mutex_);
       std::exception_ptr error;
       try {
         (*job)();
       } catch (...) {
         error = std::current_exception();
       }
-      lock.lock();
+      pthread_mutex_lock(&mutex_);
       job_ = nullptr;
       error_ = error;
       done_ = true;
-      finished_.notify_one();
+      pthread_cond_signal(&finished_);
     }
   }
 
-  std::mutex mutex_;
-  std::condition_variable wake_, finished_;
+  pthread_mutex_t mutex_;
+  pthread_cond_t wake_, finished_;
   const std::function<void()>* job_ = nullptr;
   std::exception_ptr error_;
   bool done_ = false;
-  std::thread worker_;
 };
 
 RegionRunner* g_runner = nullptr;  // touched only by the forked thread

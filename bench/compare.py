@@ -25,7 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from _harness import Context  # noqa: E402
 
-FAMILIES = ["gemm", "mlp", "conv", "rnn", "optim"]
+FAMILIES = ["gemm", "mlp", "conv", "rnn", "optim", "memory"]
 
 
 def main(argv=None):

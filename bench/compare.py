@@ -1,6 +1,6 @@
 """Speed of neuropil against NumPy (and PyTorch when installed), same run, ratios.
 
-    python bench/compare.py {gemm,mlp,conv,rnn,optim,norm,act,unet,all} [--threads 1,2] [--repeats 7] [--quick]
+    python bench/compare.py {gemm,mlp,conv,rnn,optim,norm,act,unet,memory,all} [--threads 1,2] [--repeats 7] [--quick]
 
 Each family lives in bench/family_<name>.py and exposes ``run(ctx) -> str``
 (the tables it printed). A one-second two-thread FMA probe runs at the start
@@ -25,7 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from _harness import Context  # noqa: E402
 
-FAMILIES = ["gemm", "mlp", "conv", "rnn", "optim", "norm", "act", "unet"]
+FAMILIES = ["gemm", "mlp", "conv", "rnn", "optim", "norm", "act", "unet", "memory"]
 
 
 def main(argv=None):

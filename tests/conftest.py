@@ -23,3 +23,21 @@ def threads():
     before = neuropil.get_num_threads()
     yield
     neuropil.set_num_threads(before)
+
+
+# Property-based fuzzing (tests/test_fuzz_*.py). The default profile is
+# derandomised with a fixed budget, so the suite is fast and every run tries
+# the same cases; HYPOTHESIS_PROFILE=long explores much further (for kernel work).
+try:
+    import os as _os
+
+    from hypothesis import HealthCheck, settings
+
+    _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    settings.register_profile("ci", max_examples=15, derandomize=True, deadline=None,
+                              database=None, suppress_health_check=_quiet, print_blob=True)
+    settings.register_profile("long", max_examples=1000, deadline=None,
+                              suppress_health_check=_quiet, print_blob=True)
+    settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # the fuzz tests skip without hypothesis
+    pass

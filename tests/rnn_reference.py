@@ -93,7 +93,7 @@ def direction(mode, x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengt
         dpx, dph, direct, dcp = cell_backward(mode, dht, dc, hp, cp, saved, H)
         dpx = dpx * valid
         dph = dph * valid
-        g["dw_ih"] += dpx.T @ x[:, t]
+        g["dw_ih"] += dpx.T @ np.where(valid, x[:, t], 0.0)  # padding never reaches dW
         g["dw_hh"] += dph.T @ hp
         g["db_ih"] += dpx.sum(0)
         g["db_hh"] += dph.sum(0)

@@ -12,7 +12,10 @@ import pathlib
 
 import pytest
 
-PKG = pathlib.Path(__file__).resolve().parents[1] / "python" / "neuropil"
+import neuropil
+
+# the package that is imported (the source tree, or an installed wheel in CI)
+PKG = pathlib.Path(neuropil.__file__).resolve().parent
 
 # rank of each top-level part of the package; an import must not go to a higher rank
 RANK = {

@@ -36,6 +36,15 @@ PYBIND11_MODULE(_kernels, m) {
     set_num_threads(n);
   }, py::arg("n"));
 
+  m.def("parallel_team_size", [](int threads) {
+    if (threads < 1)
+      throw py::value_error("parallel_team_size: threads must be >= 1, got " +
+                            std::to_string(threads));
+    py::gil_scoped_release release;
+    return parallel_team_size(threads);
+  }, py::arg("threads"),
+        "Threads a parallel region asking for `threads` gets now (a diagnostic for tests).");
+
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("available_isas", [] {
     std::vector<std::string> out;
@@ -58,6 +67,8 @@ PYBIND11_MODULE(_kernels, m) {
     d["build_type"] = NEUROPIL_BUILD_TYPE;
     d["openmp"] = openmp_enabled();
     d["openmp_version"] = openmp_version();
+    d["fork_handler"] = fork_handler_installed();
+    d["forks_survived"] = forks_survived();
 #ifdef NEUROPIL_HAVE_AVX2
     d["avx2_compiled"] = true;
 #else

@@ -29,6 +29,11 @@ PoolGeom make_geom(const char* fn, const py::array& x, Pair kernel, Pair stride,
   const index_t big = index_t(1) << 40;
   if (kernel.first > big || kernel.second > big || stride.first > big || stride.second > big)
     throw py::value_error(std::string(fn) + ": absurd kernel_size or stride");
+  // An empty image (H or W = 0) would leave windows made only of padding,
+  // whose max or mean does not exist.
+  if (x.shape(2) < 1 || x.shape(3) < 1)
+    throw py::value_error(std::string(fn) + ": x " + shape_str(x) + " has an empty image "
+                          "(H and W must be >= 1)");
   PoolGeom g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), kernel.first, kernel.second,
              stride.first, stride.second, padding.first, padding.second};
   g.ceil_mode = ceil_mode;

@@ -352,7 +352,12 @@ void embedding_backward_binding(const py::array& dout, const py::array& indices,
   float_dtype(dout, fn, "dout");
   require_same_dtype(dout, "dout", dweight, "dweight", fn);
   require_c_contiguous(dout, fn, "dout");
-  if (dout.size() != M * E || (dout.ndim() > 0 && dout.shape(dout.ndim() - 1) != E))
+  // exactly indices.shape + (E,): a dout of another shape with the same size
+  // would be read in an order the caller did not mean
+  bool dout_ok = dout.ndim() == indices.ndim() + 1 && dout.shape(dout.ndim() - 1) == E;
+  for (py::ssize_t d = 0; dout_ok && d < indices.ndim(); ++d)
+    dout_ok = dout.shape(d) == indices.shape(d);
+  if (!dout_ok)
     throw py::value_error(std::string(fn) + ": dout must have shape indices.shape + (" +
                           std::to_string(E) + ",), got " + shape_str(dout));
   require_no_overlap(dweight, "dweight", dout, "dout", fn);

@@ -14,13 +14,15 @@ No pickle, nothing executable: loading parses JSON and copies bytes. Writes
 are atomic: the data goes to a temporary file in the destination directory,
 which is flushed, fsync'ed and renamed over the destination with
 ``os.replace``; if anything fails, the previous file is left as it was and the
-temporary file is removed. Loading checks the file's integrity and raises
+temporary file is removed. A save killed outright leaves its temporary; the
+next save of the same file removes it (see ``_atomic_write``). Loading checks the file's integrity and raises
 ``ValueError`` naming the file and what is wrong.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections import OrderedDict
 from typing import Mapping
@@ -100,22 +102,101 @@ def save(state_dict: Mapping, path, metadata: Mapping[str, str] | None = None) -
                   [memoryview(arr).cast("B") for _, _, arr in entries if arr.nbytes])
 
 
+# A save writes ".<name>.<random>.<pid>.tmp" beside the target and holds an
+# exclusive flock on it until the rename. A process killed mid-save (SIGKILL,
+# OOM, power) leaves its temporary behind, and the kernel drops its lock; the
+# next save of the same target removes every temporary of that target it can
+# lock, so killed saves never pile up, while a save in progress (locked, in
+# this or any process) is never touched. The pid is for people reading the
+# directory; the lock is what decides.
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - not POSIX: temporaries are not swept
+    _fcntl = None
+
+
+def _temp_pattern(base: str) -> "re.Pattern":
+    # mkstemp's 8 random characters, then our pid (files from before the pid
+    # was added have none)
+    return re.compile(r"\." + re.escape(base) + r"\.[A-Za-z0-9_]{8}(\.[0-9]+)?\.tmp\Z")
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def _remove_stale_temporaries(directory: str, base: str) -> None:
+    """Delete the temporaries of ``base`` that no live save holds locked."""
+    if _fcntl is None:
+        return
+    pattern = _temp_pattern(base)
+    try:
+        names = [n for n in os.listdir(directory) if pattern.match(n)]
+    except OSError:
+        return
+    for name in names:
+        full = os.path.join(directory, name)
+        try:
+            fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue  # gone already, or not ours to read
+        try:
+            if not _try_lock(fd):
+                continue  # a save in progress
+            # still the same file under that name? (never unlink a newcomer)
+            if os.path.samestat(os.fstat(fd), os.stat(full, follow_symlinks=False)):
+                os.unlink(full)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _locked_temporary(directory: str, base: str):
+    """mkstemp beside the target, locked before anyone else can take it for stale."""
+    while True:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + base + ".",
+                                   suffix=f".{os.getpid()}.tmp")
+        if _fcntl is None:
+            return fd, tmp
+        try:
+            # A sweeper in another process may have locked and deleted it in
+            # the instant between mkstemp and this lock: then start again.
+            if _try_lock(fd) and os.path.samestat(os.fstat(fd),
+                                                  os.stat(tmp, follow_symlinks=False)):
+                return fd, tmp
+        except OSError:
+            pass
+        os.close(fd)
+
+
 def _atomic_write(path: str, chunks) -> None:
+    """Write the byte chunks to ``path`` all or nothing (temporary, fsync, rename).
+
+    Readers see the old complete file or the new complete one, even if this
+    process is killed at any moment; stale temporaries of ``path`` left by
+    killed saves are removed first.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"neuropil.save: directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    base = os.path.basename(path)
+    _remove_stale_temporaries(directory, base)
+    fd, tmp = _locked_temporary(directory, base)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f:  # closing it (after the rename) drops the lock
             for chunk in chunks:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -312,7 +312,9 @@ def _softmax(x, axis, out, log: bool):
         out = _out_for(x, out, fn)
         _k.softmax(x, out, log)
         return out
-    xm = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+    # a copy, always: when the moved view is already contiguous (a size-1 axis),
+    # ascontiguousarray would return x's own memory and the softmax would overwrite x
+    xm = np.array(np.moveaxis(x, axis, -1), order="C", copy=True)
     _k.softmax(xm, xm, log)
     res = np.moveaxis(xm, -1, axis)
     if out is None:

@@ -187,6 +187,9 @@ def abort(code: int = 1) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     if _world.comm is not None and _world.size > 1:
+        # MPI_Abort tears down the launcher's output forwarding at once: give it a moment to
+        # pass on what this rank just printed (the traceback), or a loaded machine loses it.
+        time.sleep(0.5)
         _world.comm.Abort(code)
     os._exit(code)
 

@@ -696,3 +696,17 @@ def test_a_reused_layer_keeps_its_first_output_intact(rng):
     model(x)
     with pytest.raises(ValueError, match="called a second time"):
         model.backward(np.ones_like(y))
+
+
+def test_summary_of_a_model_with_several_outputs_and_under_no_grad():
+    model = TwoInTwoOut()
+    lines = []
+    with nn.no_grad():  # summary traces the model itself
+        rows = model.summary([(3,), (2,)], print_fn=lines.append)["layers"]
+    assert [r[0] for r in rows] == ["fa", "fb", "add", "head1", "head2"]
+    assert rows[0][2] == ("N", 4) and "Input shape: (N, 3), (N, 2)" in lines[0]
+    lstm = nn.Sequential(nn.LSTM(3, 4))
+    text = []
+    lstm.summary((5, 3), print_fn=text.append)
+    row = [line for line in text[0].splitlines() if line.startswith("0 (LSTM)")][0]
+    assert "(N, 5, 4)" in row and row.count("(N") == 1  # the output, not the state

@@ -3,27 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .graph import trace
 from .module import Module
 
 __all__ = ["summary"]
 
 
 def _calls(model: Module, inputs):
-    """(name, layer, output) of every layer call in one forward, in call order (the
-    recorded graph of a model; a layer on its own is its only call)."""
-    if type(model)._leaf:
-        return [("", model, model(*inputs))]
-    model(*inputs)
-    rec = model._recording
-    names = {id(m): name for name, m in model.named_modules()}
-    rows = []
-    for node in rec.nodes:
-        if node.module is None:
-            rows.append(("(reshape)", None, node.outs[0]))
-        else:
-            rows.append((names.get(id(node.module), ""), node.module,
-                         node.outs[0] if len(node.outs) == 1 else tuple(node.outs)))
-    return rows
+    """(name, layer, output shapes) of every layer call in one forward, in call order
+    (the traced graph of a model; a layer on its own is its only call)."""
+    return [(call.name or ("(reshape)" if call.module is None else ""), call.module,
+             call.shapes) for call in trace(model, *inputs).calls]
 
 
 def summary(model: Module, input_shape, dtype=None, print_fn=print) -> dict:
@@ -56,21 +46,26 @@ def summary(model: Module, input_shape, dtype=None, print_fn=print) -> dict:
     counted = set()
     try:
         inputs = [np.zeros((1,) + shape, dtype) for shape in shapes]
-        for name, layer, out in _calls(model, inputs):
-            outs = out if isinstance(out, tuple) else (out,)
-            shape = ", ".join(str(("N",) + tuple(np.shape(o)[1:])) for o in outs)
+        for name, layer, out_shapes in _calls(model, inputs):
             kind = type(layer).__name__ if layer is not None else "reshape"
             count = 0
             if layer is not None and id(layer) not in counted:
                 counted.add(id(layer))
                 count = int(sum(p.size for p in layer.parameters()))
-            rows.append((name or kind, kind, ("N",) + tuple(np.shape(outs[0])[1:])
-                         if len(outs) == 1 else shape, count))
+            if layer is not None and type(layer)._graph_outputs is not None:
+                out_shapes = out_shapes[:1]  # what it returns, not its routed state
+            shown = [("N",) + tuple(sh[1:]) for sh in out_shapes]
+            rows.append((name or kind, kind, shown[0] if len(shown) == 1 else tuple(shown),
+                         count))
     finally:
         model.train(was_training)
     total = int(sum(p.size for p in params))
     trainable = int(sum(p.size for p in params if p.requires_grad))
-    fmt = lambda s: "(" + ", ".join(str(v) for v in s) + ")"  # noqa: E731
+    def fmt(s):  # ("N", 3, 4) -> "(N, 3, 4)"; several outputs -> "(N, 3), (N, 4)"
+        if s and isinstance(s[0], tuple):
+            return ", ".join(fmt(part) for part in s)
+        return "(" + ", ".join(str(v) for v in s) + ")"
+
     w0 = max([len("Layer")] + [len(f"{n} ({t})") for n, t, _, _ in rows])
     w1 = max([len("Output shape")] + [len(fmt(s)) for _, _, s, _ in rows])
     lines = [f"{'Layer':<{w0}}  {'Output shape':<{w1}}  {'Params':>10}", "-" * (w0 + w1 + 14)]

@@ -225,3 +225,63 @@ def _check_1_and_2_threads(rng, m, n, k, ta, tb, alpha, beta):
                                    (7, 100, 33), (37, 128, 600)])
 def test_transposed_skinny_bitwise_for_1_and_2_threads(rng, threads, ta, alpha, beta, m, n, k):
     _check_1_and_2_threads(rng, m, n, k, ta, True, alpha, beta)
+
+
+# Every partial column panel (N mod 16 and mod 32: the AVX-512 tiles are 32
+# floats or 16 doubles wide, partial panels run masked kernels, at most half a
+# panel a one-vector kernel), every row tail (M mod 6), K = 1 and odd K (the
+# one-vector kernel pairs k steps), both skinny layouts and the packed path.
+PANEL_NS = list(range(1, 34)) + [47, 48, 49, 63, 65]
+PANEL_MS = [1, 2, 3, 4, 5, 6, 7, 8, 13, 14, 17]
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_partial_panels_every_tail(rng, isa_path, isa, dtype, ta, tb):
+    if isa not in K.available_isas():
+        pytest.skip(f"{isa} kernels not available on this CPU")
+    neuropil.set_isa(isa)
+    for k in (1, 2, 3, 40):
+        for m in PANEL_MS:
+            for n in PANEL_NS:
+                for mm, nn in ((m, n), (n, m)):
+                    a, b = _operands(rng, mm, nn, k, ta, tb, dtype)
+                    out = np.full((mm, nn), np.nan, dtype=dtype)
+                    gemm(a, b, trans_a=ta, trans_b=tb, out=out)
+                    np.testing.assert_allclose(out, _expected(a, b, ta, tb), **_tol(dtype, k),
+                                               err_msg=f"{mm}x{nn}x{k}")
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-1.5, 0.25), (0.5, 1.0)])
+def test_partial_panels_alpha_beta(rng, isa_path, isa, dtype, ta, tb, alpha, beta):
+    """Masked kernels on the skinny and the packed paths: beta applied once, and
+    nothing written past the valid columns (the last row's run into a NaN guard)."""
+    if isa not in K.available_isas():
+        pytest.skip(f"{isa} kernels not available on this CPU")
+    neuropil.set_isa(isa)
+    for m, n, k in [(7, 10, 300), (128, 10, 512), (512, 10, 128), (10, 128, 33),
+                    (137, 145, 300), (134, 129, 17), (139, 150, 1), (136, 161, 257),
+                    (48, 48, 48), (13, 17, 600)]:
+        a, b = _operands(rng, m, n, k, ta, tb, dtype)
+        buf = np.full(m * n + 64, np.nan, dtype=dtype)
+        c = buf[:m * n].reshape(m, n)
+        c[...] = rng.standard_normal((m, n)) if beta != 0.0 else np.nan
+        expect = _expected(a, b, ta, tb, alpha, beta, np.nan_to_num(c))
+        K.gemm(a, b, c, ta, tb, alpha, beta)
+        np.testing.assert_allclose(c, expect, **_tol(dtype, k), err_msg=f"{m}x{n}x{k}")
+        assert np.all(np.isnan(buf[m * n:])), f"{m}x{n}x{k} wrote past C"
+
+
+# Partial column panels on 1 and 2 threads: the masked kernels run the same
+# tiles whatever the split (the transposed products' L1 strips included).
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("m,n,k", [(512, 10, 128), (128, 10, 512), (100, 330, 200),
+                                   (128, 784, 512), (64, 3136 + 9, 40), (301, 200, 300),
+                                   (37, 120, 600)])
+def test_partial_panels_bitwise_for_1_and_2_threads(rng, threads, ta, tb, m, n, k):
+    _check_1_and_2_threads(rng, m, n, k, ta, tb, 1.5, 0.5)
+    _check_1_and_2_threads(rng, m, n, k, ta, tb, 1.0, 0.0)

@@ -123,6 +123,9 @@ struct Traits<float> {
   static gemm_detail::ukr_ga_f32 ga_rows(const KernelTable& t, index_t rows) {
     return t.sgemm_ga_rows[rows - 1];
   }
+  static gemm_detail::ukr_gan_f32 ga_cols(const KernelTable& t, index_t rows) {
+    return t.sgemm_ga_cols[rows - 1];
+  }
 };
 template <>
 struct Traits<double> {
@@ -134,7 +137,12 @@ struct Traits<double> {
   static void (*store_t(const KernelTable&))(const double*, double*, index_t, double) {
     return nullptr;
   }
-  static gemm_detail::ukr_ga_f64 ga_rows(const KernelTable&, index_t) { return nullptr; }
+  static gemm_detail::ukr_ga_f64 ga_rows(const KernelTable& t, index_t rows) {
+    return t.dgemm_ga_rows[rows - 1];
+  }
+  static gemm_detail::ukr_gan_f64 ga_cols(const KernelTable& t, index_t rows) {
+    return t.dgemm_ga_cols[rows - 1];
+  }
 };
 
 // C = beta * C over an M x N block (beta == 0 writes zeros, never reads C).
@@ -203,13 +211,6 @@ void store_tile(const T* tile, index_t ld_tile, index_t mr_valid, index_t nr_val
     }
   }
 }
-
-// A product whose short side (M or N) is at most this runs the skinny path:
-// packing the long operand would cost more than its reuse repays. Measured on
-// Zen 3 (bench/compare.py gemm): 64 beats 0 and 256 on the training shapes...
-constexpr index_t kSkinnyMax = 64;
-// ... and up to this when the operand read in place runs along K.
-constexpr index_t kSkinnyContiguousMax = 128;
 
 // K split into equal blocks of at most kc (multiples of 8): 784 runs as
 // 4 x 196, not 3 x 256 + 16, whose short tail would pay a full pass over C.
@@ -333,6 +334,7 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
           const bool merge_tail = merges_tail<T>(table, mbr, mr);
           const bool rows_tail = tail >= 3 && Traits<T>::ga_rows(table, tail) != nullptr;
           const index_t tail_from = merge_tail ? mp - 2 : rows_tail ? mp - 1 : mp;
+          const bool has_cols = Traits<T>::ga_cols(table, 1) != nullptr;
 
           if (tid < tm * tn) {
             const index_t mc_panels = blk.mc / mr;
@@ -345,13 +347,21 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
                 for (index_t ir = ic; ir < ic_end; ++ir) {
                   const T* apanel = Ap + ir * mr * kc;
                   const auto [i, mr_valid] = panel_rows(ir, mp, mr, mbr, merge_tail);
-                  if (ir >= tail_from) {
-                    // Row-count kernel: on the packed panel (a(i, k) at
-                    // [k * mr + i]) or, for the merged tail's second part,
-                    // on A in place.
-                    const bool in_place = merge_tail && ir == mp - 1;
-                    const T* a = in_place ? A + (ib + i) * rs_a + pc * cs_a : apanel;
-                    const index_t rs = in_place ? rs_a : 1, cs = in_place ? cs_a : mr;
+                  // Row-count kernels read the packed panel (a(i, k) at
+                  // [k * mr + i]) or, for the merged tail's second part, A
+                  // in place.
+                  const bool in_place = merge_tail && ir == mp - 1;
+                  const T* a = in_place ? A + (ib + i) * rs_a + pc * cs_a : apanel;
+                  const index_t rs = in_place ? rs_a : 1, cs = in_place ? cs_a : mr;
+                  if (nr_valid < nr && has_cols) {  // partial column panel: masked kernel
+                    const auto cols = Traits<T>::ga_cols(table, mr_valid);
+                    if (!c_trans) {
+                      cols(kc, a, rs, cs, bpanel, C + (ib + i) * ldc + jc + j, ldc, alpha,
+                           beta_eff, int(nr_valid));
+                      continue;
+                    }
+                    cols(kc, a, rs, cs, bpanel, edge, nr, alpha, T(0), int(nr_valid));
+                  } else if (ir >= tail_from) {
                     const auto rows = Traits<T>::ga_rows(table, mr_valid);
                     if (!c_trans && nr_valid == nr) {
                       rows(kc, a, rs, cs, bpanel, C + (ib + i) * ldc + jc + j, ldc, alpha,
@@ -438,6 +448,16 @@ void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, inde
         const index_t j = jr * nr;
         const index_t nr_valid = std::min<index_t>(nr, N - j);
         const T* bpanel = Bp + jr * nr * kc;
+        if (nr_valid < nr && !apanel && Traits<T>::ga_cols(table, 1)) {  // masked kernel
+          const auto cols = Traits<T>::ga_cols(table, mr_valid);
+          if (!c_trans) {
+            cols(kc, a, rs_a, cs_a, bpanel, C + i * ldc + j, ldc, alpha, beta, int(nr_valid));
+            continue;
+          }
+          cols(kc, a, rs_a, cs_a, bpanel, edge, nr, alpha, T(0), int(nr_valid));
+          store_tile(edge, nr, mr_valid, nr_valid, C, ldc, i, j, c_trans, beta);
+          continue;
+        }
         if (nr_valid == nr && !c_trans) {  // straight into C
           if (apanel && mr_valid == mr) {
             ukr_packed(kc, apanel, bpanel, C + i * ldc + j, ldc, alpha, beta);
@@ -485,13 +505,22 @@ void skinny_strip(const KernelTable& table, Trans ta, index_t M, index_t N, inde
   for (index_t ir = mp * pm / tm; ir < mp * (pm + 1) / tm; ++ir) {
     const auto [i, mr_valid] = panel_rows(ir, mp, mr, M, merge_tail);
     const auto rows = mr_valid == mr ? ukr : Traits<T>::ga_rows(table, mr_valid);
+    const auto cols = Traits<T>::ga_cols(table, mr_valid);
     for (index_t pc = 0; pc < K; pc += kc_max) {
       const index_t kc = std::min(kc_max, K - pc);
       const T* a = A + i * rs_a + pc * cs_a;
       const T* bblock = Bp + np * nr * pc;
-      for (index_t jr = n0; jr < n1; ++jr)
-        rows(kc, a, rs_a, cs_a, bblock + jr * nr * kc, strip + (jr - n0) * mr * nr, nr, alpha,
-             pc == 0 ? T(0) : T(1));
+      for (index_t jr = n0; jr < n1; ++jr) {
+        // The kernels skinny_block runs on these tiles (masked ones for a
+        // partial column panel, where there are any): the same bits.
+        const index_t nr_valid = std::min<index_t>(nr, N - jr * nr);
+        T* tile = strip + (jr - n0) * mr * nr;
+        if (nr_valid < nr && cols)
+          cols(kc, a, rs_a, cs_a, bblock + jr * nr * kc, tile, nr, alpha, pc == 0 ? T(0) : T(1),
+               int(nr_valid));
+        else
+          rows(kc, a, rs_a, cs_a, bblock + jr * nr * kc, tile, nr, alpha, pc == 0 ? T(0) : T(1));
+      }
       if (pc == 0 && beta != T(0)) {
         // beta * C joins after the first K block, rounded exactly as
         // block-by-block stores do it (store_t: one fma; store_tile: multiply,
@@ -587,19 +616,21 @@ void gemm_dispatch(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   auto padded = [](index_t x, index_t t) { return (x + t - 1) / t * t; };
   const double waste = double(padded(M, blk.mr)) * padded(N, blk.nr);
   const double waste_t = double(padded(N, blk.mr)) * padded(M, blk.nr);
-  // The skinny path packs the short side and reads the long operand in place.
-  // Measured on Zen 3 (bench/compare.py gemm): it wins when N <= 128 and A
-  // runs along K (unit stride per k), and for short sides <= 64 in any layout.
+  // The skinny path packs the short side and reads the long operand in place:
+  // it wins for short sides up to a bound measured per kernel family
+  // (table.skinny_max), and a larger one when A runs along K (unit stride
+  // per k) or op(B)^T does (the transposed product).
   if (Traits<T>::ukr_ga(table) != nullptr) {
+    const index_t skinny_max = table.skinny_max, contiguous_max = table.skinny_contiguous_max;
     const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;  // op(B)^T as "A"
     const Trans tb_t = ta == Trans::Yes ? Trans::No : Trans::Yes;  // op(A)^T as "B"
     const bool a_along_k = ta == Trans::No, bt_along_k = tb == Trans::Yes;
     bool plain = false, transposed = false;
-    if (N <= kSkinnyContiguousMax && a_along_k && (N <= M || !bt_along_k))
+    if (N <= contiguous_max && a_along_k && (N <= M || !bt_along_k))
       plain = true;
-    else if (M <= kSkinnyContiguousMax && bt_along_k)  // C^T tiles go through a buffer and a
-      transposed = true;                      // transposed store: a tighter bound
-    else if (std::min(M, N) <= kSkinnyMax)
+    else if (M <= contiguous_max && bt_along_k)  // C^T tiles go through a buffer and a
+      transposed = true;                         // transposed store: a tighter bound
+    else if (std::min(M, N) <= skinny_max)
       (N <= M ? plain : transposed) = true;
     if (plain) {
       gemm_skinny<T>(table, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);

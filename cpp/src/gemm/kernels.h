@@ -31,6 +31,17 @@ using ukr_ga_f64 = void (*)(std::int64_t kc, const double* a, std::int64_t rs_a,
                             std::int64_t cs_a, const double* b, double* c, std::int64_t ldc,
                             double alpha, double beta);
 
+// Same as ukr_ga_* but only the first n_valid columns of the tile (1 <= n_valid
+// <= nr) are computed and stored; columns past n_valid of C are never read or
+// written, so a partial column panel needs no detour through a buffer. b is
+// still a full nr-wide packed panel (its padding columns are zero).
+using ukr_gan_f32 = void (*)(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
+                             const float* b, float* c, std::int64_t ldc, float alpha, float beta,
+                             int n_valid);
+using ukr_gan_f64 = void (*)(std::int64_t kc, const double* a, std::int64_t rs_a,
+                             std::int64_t cs_a, const double* b, double* c, std::int64_t ldc,
+                             double alpha, double beta, int n_valid);
+
 // Register tile and cache blocking for one element type.
 struct Blocking {
   int mr, nr;            // register tile
@@ -59,6 +70,9 @@ struct KernelTable {
   // Optional: in-place-A kernels computing only the first r + 1 rows of a tile
   // (sgemm_ga_rows[r]); all null or all set.
   ukr_ga_f32 sgemm_ga_rows[6];
+  // Optional: the same for the first r + 1 rows and n_valid columns of a
+  // tile (partial column panels); all null or all set, and only with rows.
+  ukr_gan_f32 sgemm_ga_cols[6];
   // Optional: stores a full mr x nr float tile (row stride nr) transposed,
   // c[j * ldc + i] = tile[i][j] (+ beta * c[j * ldc + i] when beta != 0).
   void (*sstore_t)(const float* tile, float* c, std::int64_t ldc, float beta);
@@ -67,6 +81,13 @@ struct KernelTable {
   pack_a_fn<double> dpack_a;
   pack_b_fn<double> dpack_b;
   ukr_ga_f64 dgemm_ga;
+  ukr_ga_f64 dgemm_ga_rows[6];   // optional, as sgemm_ga_rows
+  ukr_gan_f64 dgemm_ga_cols[6];  // optional, as sgemm_ga_cols
+  // Products whose short side (M or N) is at most skinny_max run the skinny
+  // path (only op(B) packed, A read in place), and up to
+  // skinny_contiguous_max when the operand read in place runs along K.
+  // Measured per kernel family (bench/compare.py gemm).
+  std::int64_t skinny_max, skinny_contiguous_max;
 };
 
 // Portable packing for any register tile (defined in kernels_generic.cpp);
@@ -96,7 +117,7 @@ double fma_loop_avx2(std::int64_t iters);
 #endif
 #ifdef NEUROPIL_HAVE_AVX512
 // Call only after cpu_info() confirmed AVX-512F (its translation unit is built
-// with -mavx512f). Float kernels are 6 x 32; double ones are the AVX2 table's.
+// with -mavx512f). Float kernels are 6 x 32, double ones 6 x 16.
 KernelTable avx512_kernels();
 double fma_loop_avx512(std::int64_t iters);
 #endif

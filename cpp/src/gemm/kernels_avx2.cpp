@@ -302,12 +302,19 @@ KernelTable avx2_kernels() {
   t.sgemm_ga_rows[3] = &sgemm_rx16_ga<4>;
   t.sgemm_ga_rows[4] = &sgemm_rx16_ga<5>;
   t.sgemm_ga_rows[5] = &sgemm_rx16_ga<6>;
+  for (auto& f : t.sgemm_ga_cols) f = nullptr;
   t.sstore_t = &sstore_t_6x16;
   t.dgemm = &dgemm_6x8;
   t.d = Blocking{6, 8, 96, 256, 2048};
   t.dpack_a = &pack_a_generic_f64_mr6;
   t.dpack_b = &pack_b_generic_f64_nr8;
   t.dgemm_ga = &dgemm_6x8_ga;
+  for (auto& f : t.dgemm_ga_rows) f = nullptr;
+  for (auto& f : t.dgemm_ga_cols) f = nullptr;
+  // Measured on Zen 3 (bench/compare.py gemm): 64 beats 0 and 256 on the
+  // training shapes, and 128 when the operand read in place runs along K.
+  t.skinny_max = 64;
+  t.skinny_contiguous_max = 128;
   return t;
 }
 

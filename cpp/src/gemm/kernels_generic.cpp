@@ -104,12 +104,17 @@ KernelTable generic_kernels() {
   // packing A on x86-64 SSE2, so the portable path always packs.
   t.sgemm_ga = nullptr;
   for (auto& f : t.sgemm_ga_rows) f = nullptr;
+  for (auto& f : t.sgemm_ga_cols) f = nullptr;
   t.sstore_t = nullptr;
   t.dgemm = &ukr_generic<double, 4, 4>;
   t.d = Blocking{4, 4, 64, 256, 1024};
   t.dpack_a = &pack_a<double, 4>;
   t.dpack_b = &pack_b<double, 4>;
   t.dgemm_ga = nullptr;
+  for (auto& f : t.dgemm_ga_rows) f = nullptr;
+  for (auto& f : t.dgemm_ga_cols) f = nullptr;
+  t.skinny_max = 0;  // no in-place kernels: every product is packed
+  t.skinny_contiguous_max = 0;
   return t;
 }
 

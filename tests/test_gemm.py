@@ -277,11 +277,12 @@ def test_partial_panels_alpha_beta(rng, isa_path, isa, dtype, ta, tb, alpha, bet
 
 
 # Partial column panels on 1 and 2 threads: the masked kernels run the same
-# tiles whatever the split (the transposed products' L1 strips included).
+# tiles whatever the split (the transposed products' L1 strips included), and
+# few-row products (12 rows or columns, in place) split their column blocks.
 @pytest.mark.parametrize("ta,tb", TRANS)
 @pytest.mark.parametrize("m,n,k", [(512, 10, 128), (128, 10, 512), (100, 330, 200),
                                    (128, 784, 512), (64, 3136 + 9, 40), (301, 200, 300),
-                                   (37, 120, 600)])
+                                   (37, 120, 600), (12, 2001, 300), (2001, 11, 300)])
 def test_partial_panels_bitwise_for_1_and_2_threads(rng, threads, ta, tb, m, n, k):
     _check_1_and_2_threads(rng, m, n, k, ta, tb, 1.5, 0.5)
     _check_1_and_2_threads(rng, m, n, k, ta, tb, 1.0, 0.0)

@@ -126,6 +126,9 @@ struct Traits<float> {
   static gemm_detail::ukr_gan_f32 ga_cols(const KernelTable& t, index_t rows) {
     return t.sgemm_ga_cols[rows - 1];
   }
+  static gemm_detail::ukr_small_f32 small(const KernelTable& t, index_t rows) {
+    return t.sgemm_small[rows - 1];
+  }
 };
 template <>
 struct Traits<double> {
@@ -142,6 +145,9 @@ struct Traits<double> {
   }
   static gemm_detail::ukr_gan_f64 ga_cols(const KernelTable& t, index_t rows) {
     return t.dgemm_ga_cols[rows - 1];
+  }
+  static gemm_detail::ukr_small_f64 small(const KernelTable& t, index_t rows) {
+    return t.dgemm_small[rows - 1];
   }
 };
 
@@ -600,6 +606,29 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   });
 }
 
+// Few-row products (M <= table.small_rows) with op(B) rows contiguous: no
+// packing at all; each column block of nr runs one kernel over the whole K
+// (threads split the blocks). With c_trans the product is C^T, stored
+// transposed (see ukr_small_f32).
+template <typename T>
+void gemm_small(const KernelTable& table, Trans ta, index_t M, index_t N, index_t K, T alpha,
+                const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc,
+                bool c_trans) {
+  const auto ukr = Traits<T>::small(table, M);
+  const index_t nr = Traits<T>::blk(table).nr;
+  const index_t np = (N + nr - 1) / nr;
+  const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const int threads = flops < kParallelFlops ? 1 : get_num_threads();
+  parallel_for(np, threads, [&](index_t begin, index_t end) {
+    for (index_t jr = begin; jr < end; ++jr) {
+      const index_t j = jr * nr;
+      ukr(K, A, rs_a, cs_a, B + j, ldb, c_trans ? C + j * ldc : C + j, ldc, alpha, beta,
+          int(std::min<index_t>(nr, N - j)), c_trans);
+    }
+  });
+}
+
 template <typename T>
 void gemm_dispatch(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, const T* A,
                    index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
@@ -620,6 +649,17 @@ void gemm_dispatch(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   // it wins for short sides up to a bound measured per kernel family
   // (table.skinny_max), and a larger one when A runs along K (unit stride
   // per k) or op(B)^T does (the transposed product).
+  // At most small_rows rows (or columns) with the operand along the long
+  // side contiguous: both operands read in place, no packing.
+  if (M <= table.small_rows && tb == Trans::No) {
+    gemm_small<T>(table, ta, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);
+    return;
+  }
+  if (N <= table.small_rows && ta == Trans::Yes) {  // C^T = op(B)^T A, A's rows contiguous
+    gemm_small<T>(table, tb == Trans::Yes ? Trans::No : Trans::Yes, N, M, K, alpha, B, ldb, A,
+                  lda, beta, C, ldc, true);
+    return;
+  }
   if (Traits<T>::ukr_ga(table) != nullptr) {
     const index_t skinny_max = table.skinny_max, contiguous_max = table.skinny_contiguous_max;
     const Trans ta_t = tb == Trans::Yes ? Trans::No : Trans::Yes;  // op(B)^T as "A"

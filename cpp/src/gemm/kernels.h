@@ -42,6 +42,21 @@ using ukr_gan_f64 = void (*)(std::int64_t kc, const double* a, std::int64_t rs_a
                              std::int64_t cs_a, const double* b, double* c, std::int64_t ldc,
                              double alpha, double beta, int n_valid);
 
+// Few-row products with both operands read in place (no packing): rows
+// [0, r + 1) of op(A), a(i, k) = a[i * rs_a + k * cs_a], times n_valid
+// (<= nr) columns of B, row k at b + k * ldb with contiguous columns, stored
+// at c[i * ldc + j], or with c_trans at c[j * ldc + i] (the product of a
+// transposed problem, C^T = op(B)^T op(A)^T). Accumulates the whole K in
+// registers, in k order.
+using ukr_small_f32 = void (*)(std::int64_t kc, const float* a, std::int64_t rs_a,
+                               std::int64_t cs_a, const float* b, std::int64_t ldb, float* c,
+                               std::int64_t ldc, float alpha, float beta, int n_valid,
+                               bool c_trans);
+using ukr_small_f64 = void (*)(std::int64_t kc, const double* a, std::int64_t rs_a,
+                               std::int64_t cs_a, const double* b, std::int64_t ldb, double* c,
+                               std::int64_t ldc, double alpha, double beta, int n_valid,
+                               bool c_trans);
+
 // Register tile and cache blocking for one element type.
 struct Blocking {
   int mr, nr;            // register tile
@@ -88,6 +103,12 @@ struct KernelTable {
   // skinny_contiguous_max when the operand read in place runs along K.
   // Measured per kernel family (bench/compare.py gemm).
   std::int64_t skinny_max, skinny_contiguous_max;
+  // Optional: few-row kernels (sgemm_small[r] for r + 1 rows), used for
+  // products with at most small_rows rows whose op(B) rows are contiguous (or
+  // the transposed problem's); small_rows = 0 when absent.
+  int small_rows;
+  ukr_small_f32 sgemm_small[12];
+  ukr_small_f64 dgemm_small[12];
 };
 
 // Portable packing for any register tile (defined in kernels_generic.cpp);

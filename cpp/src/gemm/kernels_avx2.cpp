@@ -315,6 +315,9 @@ KernelTable avx2_kernels() {
   // training shapes, and 128 when the operand read in place runs along K.
   t.skinny_max = 64;
   t.skinny_contiguous_max = 128;
+  t.small_rows = 0;
+  for (auto& f : t.sgemm_small) f = nullptr;
+  for (auto& f : t.dgemm_small) f = nullptr;
   return t;
 }
 

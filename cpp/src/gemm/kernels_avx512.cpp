@@ -55,8 +55,8 @@ struct Vec<double> {
 // with ldc a multiple of 1024 floats the rows share their low 12 address
 // bits, and a load issued after a store to another row waits on it (4K
 // aliasing; the AVX2 kernels measured 2-5% on 1024^2 from this order).
-template <typename T, int R, int NV, bool kMasked>
-inline void epilogue(typename Vec<T>::reg (&x)[6][2], T alpha, T beta, T* c, std::int64_t ldc,
+template <typename T, int R, int NV, bool kMasked, int RMAX>
+inline void epilogue(typename Vec<T>::reg (&x)[RMAX][2], T alpha, T beta, T* c, std::int64_t ldc,
                      int n_valid) {
   using V = Vec<T>;
   constexpr int w = V::w;
@@ -64,13 +64,13 @@ inline void epilogue(typename Vec<T>::reg (&x)[6][2], T alpha, T beta, T* c, std
   const typename V::mask m1 = kMasked ? V::first(n_valid > w ? n_valid - w : 0) : V::first(w);
   const typename V::reg va = V::set1(alpha);
   if (beta == T(0)) {
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 2
       for (int h = 0; h < NV; ++h) x[i][h] = V::mul(va, x[i][h]);
   } else {
     const typename V::reg vb = V::set1(beta);
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 2
       for (int h = 0; h < NV; ++h) {
@@ -79,7 +79,7 @@ inline void epilogue(typename Vec<T>::reg (&x)[6][2], T alpha, T beta, T* c, std
         x[i][h] = V::fmadd(vb, old, V::mul(va, x[i][h]));
       }
   }
-#pragma GCC unroll 6
+#pragma GCC unroll 12
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 2
     for (int h = 0; h < NV; ++h) {
@@ -255,6 +255,73 @@ inline void transpose(__m512d r[8]) { transpose8(r); }
 #pragma GCC diagnostic pop
 #endif
 
+// Few-row products, both operands read in place (see kernels.h): R <= 12
+// rows of op(A) times a 2w-wide column block of B (row k at b + k * ldb),
+// 2R accumulators (24 of the 32 zmm at R = 12). kMasked: only n_valid
+// columns are loaded from B (zeros past them) and stored. With c_trans the
+// R x 2w result is stored transposed, c[j * ldc + i], through w x w
+// register transposes and R-lane masked stores.
+template <typename T, int R, bool kMasked>
+void small_body(std::int64_t kc, const T* a, std::int64_t rs_a, std::int64_t cs_a, const T* b,
+                std::int64_t ldb, T* c, std::int64_t ldc, T alpha, T beta, int n_valid,
+                bool c_trans) {
+  static_assert(R >= 1 && R <= 12, "1 to 12 rows");
+  using V = Vec<T>;
+  constexpr int w = V::w;
+  const typename V::mask m0 = kMasked ? V::first(n_valid) : V::first(w);
+  const typename V::mask m1 = kMasked ? V::first(n_valid > w ? n_valid - w : 0) : V::first(w);
+  const T* ar[12];
+  for (int i = 0; i < 12; ++i) ar[i] = a + i * rs_a;
+  typename V::reg x[12][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < 12; ++i) x[i][0] = x[i][1] = V::zero();
+#pragma GCC unroll 2
+  for (std::int64_t k = 0; k < kc; ++k) {
+    const std::int64_t o = k * cs_a;
+    const T* bk = b + k * ldb;
+    const typename V::reg b0 = kMasked ? V::maskz_load(m0, bk) : V::load(bk);
+    const typename V::reg b1 = kMasked ? V::maskz_load(m1, bk + w) : V::load(bk + w);
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i) {
+      const typename V::reg ai = V::set1(ar[i][o]);
+      x[i][0] = V::fmadd(ai, b0, x[i][0]);
+      x[i][1] = V::fmadd(ai, b1, x[i][1]);
+    }
+  }
+  if (!c_trans) {
+    epilogue<T, R, 2, kMasked>(x, alpha, beta, c, ldc, n_valid);
+    return;
+  }
+  const typename V::reg va = V::set1(alpha), vb = V::set1(beta);
+  for (int g = 0; g * w < R; ++g) {  // rows [g w, g w + w) of the tile
+    const int rows = R - g * w < w ? R - g * w : w;
+    const typename V::mask mr = V::first(rows);
+    for (int h = 0; h < 2; ++h) {  // columns [h w, h w + w)
+      const int cols = n_valid - h * w < w ? n_valid - h * w : w;
+      if (cols <= 0) break;
+      typename V::reg r[w];
+      for (int i = 0; i < w; ++i) r[i] = i < rows ? x[g * w + i][h] : V::zero();
+      transpose(r);
+      for (int q = 0; q < cols; ++q) {
+        T* cq = c + (h * w + q) * ldc + g * w;
+        typename V::reg v = V::mul(va, r[q]);
+        if (beta != T(0)) v = V::fmadd(vb, V::maskz_load(mr, cq), v);
+        V::mask_store(cq, mr, v);
+      }
+    }
+  }
+}
+
+template <typename T, int R>
+void ukr_small(std::int64_t kc, const T* a, std::int64_t rs_a, std::int64_t cs_a, const T* b,
+               std::int64_t ldb, T* c, std::int64_t ldc, T alpha, T beta, int n_valid,
+               bool c_trans) {
+  if (n_valid == 2 * Vec<T>::w)
+    small_body<T, R, false>(kc, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta, n_valid, c_trans);
+  else
+    small_body<T, R, true>(kc, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta, n_valid, c_trans);
+}
+
 // B panels of 2w columns (see kernels.h). Rows of op(B) (tb == No) are copied
 // two vectors per k, a partial panel with masked loads (zero padding);
 // columns of op(B) (tb == Yes, contiguous in p) are transposed w x w blocks.
@@ -317,6 +384,12 @@ void sstore_t_6x32(const float* tile, float* c, std::int64_t ldc, float beta) {
   }
 }
 
+template <typename T, int I, typename F>
+void set_small(F (&table)[12]) {
+  table[I] = &ukr_small<T, I + 1>;
+  if constexpr (I + 1 < 12) set_small<T, I + 1>(table);
+}
+
 }  // namespace
 
 KernelTable avx512_kernels() {
@@ -355,6 +428,9 @@ KernelTable avx512_kernels() {
   t.dgemm_ga_cols[3] = &ukr_cols<double, 4>;
   t.dgemm_ga_cols[4] = &ukr_cols<double, 5>;
   t.dgemm_ga_cols[5] = &ukr_cols<double, 6>;
+  set_small<float, 0>(t.sgemm_small);
+  set_small<double, 0>(t.dgemm_small);
+  t.small_rows = 12;
   return t;
 }
 

@@ -276,13 +276,37 @@ def test_partial_panels_alpha_beta(rng, isa_path, isa, dtype, ta, tb, alpha, bet
         assert np.all(np.isnan(buf[m * n:])), f"{m}x{n}x{k} wrote past C"
 
 
+# Small products run in place as row blocks of at most 12 (AVX-512): every
+# block count and tail, K around the bound of that path (256), both layouts.
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_small_products_row_blocks(rng, isa_path, isa, dtype, ta, tb):
+    if isa not in K.available_isas():
+        pytest.skip(f"{isa} kernels not available on this CPU")
+    neuropil.set_isa(isa)
+    for m, n, k in [(13, 33, 7), (24, 48, 256), (25, 17, 257), (37, 100, 255), (100, 37, 64),
+                    (255, 129, 31), (256, 256, 256), (257, 40, 9), (60, 1090, 64),
+                    (1090, 60, 64), (129, 15, 200)]:
+        a, b = _operands(rng, m, n, k, ta, tb, dtype)
+        out = np.full((m, n), np.nan, dtype=dtype)
+        gemm(a, b, trans_a=ta, trans_b=tb, out=out)
+        np.testing.assert_allclose(out, _expected(a, b, ta, tb), **_tol(dtype, k),
+                                   err_msg=f"{m}x{n}x{k}")
+        c = rng.standard_normal((m, n)).astype(dtype)
+        expect = _expected(a, b, ta, tb, -0.5, 0.75, c)
+        K.gemm(a, b, c, ta, tb, -0.5, 0.75)
+        np.testing.assert_allclose(c, expect, **_tol(dtype, k), err_msg=f"{m}x{n}x{k} beta")
+
+
 # Partial column panels on 1 and 2 threads: the masked kernels run the same
 # tiles whatever the split (the transposed products' L1 strips included), and
 # few-row products (12 rows or columns, in place) split their column blocks.
 @pytest.mark.parametrize("ta,tb", TRANS)
 @pytest.mark.parametrize("m,n,k", [(512, 10, 128), (128, 10, 512), (100, 330, 200),
                                    (128, 784, 512), (64, 3136 + 9, 40), (301, 200, 300),
-                                   (37, 120, 600), (12, 2001, 300), (2001, 11, 300)])
+                                   (37, 120, 600), (12, 2001, 300), (2001, 11, 300),
+                                   (200, 300, 100), (250, 40, 256)])
 def test_partial_panels_bitwise_for_1_and_2_threads(rng, threads, ta, tb, m, n, k):
     _check_1_and_2_threads(rng, m, n, k, ta, tb, 1.5, 0.5)
     _check_1_and_2_threads(rng, m, n, k, ta, tb, 1.0, 0.0)

@@ -608,25 +608,35 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   });
 }
 
-// Few-row products (M <= table.small_rows) with op(B) rows contiguous: no
-// packing at all; each column block of nr runs one kernel over the whole K
-// (threads split the blocks). With c_trans the product is C^T, stored
-// transposed (see ukr_small_f32).
+// Small products with op(B) rows contiguous (see KernelTable::small_rows):
+// no packing at all. The rows are cut into nb even blocks of at most
+// small_rows, the columns into nr-wide blocks, and each (column block, row
+// block) runs one kernel over the whole K (threads split these items, the
+// row blocks of one column block in a row, so its B stays in cache). With
+// c_trans the product is C^T, stored transposed (see ukr_small_f32).
+bool runs_small(const KernelTable& table, index_t rows, index_t K, index_t cols) {
+  return table.small_rows > 0 &&
+         (rows <= table.small_rows || (rows <= table.small_max && K <= table.small_k &&
+                                       double(rows) * double(cols) <= table.small_mn));
+}
+
 template <typename T>
 void gemm_small(const KernelTable& table, Trans ta, index_t M, index_t N, index_t K, T alpha,
                 const T* A, index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc,
                 bool c_trans) {
-  const auto ukr = Traits<T>::small(table, M);
   const index_t nr = Traits<T>::blk(table).nr;
   const index_t np = (N + nr - 1) / nr;
+  const index_t nb = (M + table.small_rows - 1) / table.small_rows;
   const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int threads = flops < kParallelFlops ? 1 : get_num_threads();
-  parallel_for(np, threads, [&](index_t begin, index_t end) {
-    for (index_t jr = begin; jr < end; ++jr) {
-      const index_t j = jr * nr;
-      ukr(K, A, rs_a, cs_a, B + j, ldb, c_trans ? C + j * ldc : C + j, ldc, alpha, beta,
-          int(std::min<index_t>(nr, N - j)), c_trans);
+  parallel_for(np * nb, threads, [&](index_t begin, index_t end) {
+    for (index_t it = begin; it < end; ++it) {
+      const index_t jr = it / nb, rb = it % nb;
+      const index_t i = M * rb / nb, rows = M * (rb + 1) / nb - i, j = jr * nr;
+      Traits<T>::small(table, rows)(K, A + i * rs_a, rs_a, cs_a, B + j, ldb,
+                                    c_trans ? C + j * ldc + i : C + i * ldc + j, ldc, alpha,
+                                    beta, int(std::min<index_t>(nr, N - j)), c_trans);
     }
   });
 }
@@ -651,13 +661,13 @@ void gemm_dispatch(Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
   // it wins for short sides up to a bound measured per kernel family
   // (table.skinny_max), and a larger one when A runs along K (unit stride
   // per k) or op(B)^T does (the transposed product).
-  // At most small_rows rows (or columns) with the operand along the long
-  // side contiguous: both operands read in place, no packing.
-  if (M <= table.small_rows && tb == Trans::No) {
+  // Few rows (or columns), or a small product, with the other operand's
+  // rows contiguous: both operands read in place, no packing.
+  if (tb == Trans::No && runs_small(table, M, K, N)) {
     gemm_small<T>(table, ta, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);
     return;
   }
-  if (N <= table.small_rows && ta == Trans::Yes) {  // C^T = op(B)^T A, A's rows contiguous
+  if (ta == Trans::Yes && runs_small(table, N, K, M)) {  // C^T = op(B)^T A
     gemm_small<T>(table, tb == Trans::Yes ? Trans::No : Trans::Yes, N, M, K, alpha, B, ldb, A,
                   lda, beta, C, ldc, true);
     return;

@@ -103,10 +103,14 @@ struct KernelTable {
   // skinny_contiguous_max when the operand read in place runs along K.
   // Measured per kernel family (bench/compare.py gemm).
   std::int64_t skinny_max, skinny_contiguous_max;
-  // Optional: few-row kernels (sgemm_small[r] for r + 1 rows), used for
-  // products with at most small_rows rows whose op(B) rows are contiguous (or
-  // the transposed problem's); small_rows = 0 when absent.
+  // Optional: few-row kernels (sgemm_small[r] for r + 1 rows; small_rows = 0
+  // when absent), for products whose op(B) rows are contiguous (or the
+  // transposed problem's) with at most small_rows rows, or small ones: at
+  // most small_max rows (run as blocks of up to small_rows), K <= small_k
+  // and M * N <= small_mn. An nr-wide column block of op(B) then stays in L1
+  // for all the row blocks, and A and C in L2, unpacked.
   int small_rows;
+  std::int64_t small_max, small_k, small_mn;
   ukr_small_f32 sgemm_small[12];
   ukr_small_f64 dgemm_small[12];
 };

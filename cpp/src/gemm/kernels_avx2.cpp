@@ -316,6 +316,9 @@ KernelTable avx2_kernels() {
   t.skinny_max = 64;
   t.skinny_contiguous_max = 128;
   t.small_rows = 0;
+  t.small_max = 0;
+  t.small_k = 0;
+  t.small_mn = 0;
   for (auto& f : t.sgemm_small) f = nullptr;
   for (auto& f : t.dgemm_small) f = nullptr;
   return t;

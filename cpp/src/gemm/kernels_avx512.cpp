@@ -256,12 +256,14 @@ inline void transpose(__m512d r[8]) { transpose8(r); }
 #endif
 
 // Few-row products, both operands read in place (see kernels.h): R <= 12
-// rows of op(A) times a 2w-wide column block of B (row k at b + k * ldb),
-// 2R accumulators (24 of the 32 zmm at R = 12). kMasked: only n_valid
-// columns are loaded from B (zeros past them) and stored. With c_trans the
-// R x 2w result is stored transposed, c[j * ldc + i], through w x w
-// register transposes and R-lane masked stores.
-template <typename T, int R, bool kMasked>
+// rows of op(A) times a column block of B (row k at b + k * ldb), NV
+// vectors wide: 2w columns with 2R accumulators (24 of the 32 zmm at R =
+// 12), or w columns (a block at most half full) with even and odd k
+// accumulated apart, as in body_narrow. kMasked: only n_valid columns are
+// loaded from B (zeros past them) and stored. With c_trans the result is
+// stored transposed, c[j * ldc + i], through w x w register transposes and
+// R-lane masked stores.
+template <typename T, int R, int NV, bool kMasked>
 void small_body(std::int64_t kc, const T* a, std::int64_t rs_a, std::int64_t cs_a, const T* b,
                 std::int64_t ldb, T* c, std::int64_t ldc, T alpha, T beta, int n_valid,
                 bool c_trans) {
@@ -275,28 +277,51 @@ void small_body(std::int64_t kc, const T* a, std::int64_t rs_a, std::int64_t cs_
   typename V::reg x[12][2];
 #pragma GCC unroll 12
   for (int i = 0; i < 12; ++i) x[i][0] = x[i][1] = V::zero();
+  std::int64_t k = 0;
+  if (NV == 2) {
 #pragma GCC unroll 2
-  for (std::int64_t k = 0; k < kc; ++k) {
-    const std::int64_t o = k * cs_a;
-    const T* bk = b + k * ldb;
-    const typename V::reg b0 = kMasked ? V::maskz_load(m0, bk) : V::load(bk);
-    const typename V::reg b1 = kMasked ? V::maskz_load(m1, bk + w) : V::load(bk + w);
+    for (; k < kc; ++k) {
+      const std::int64_t o = k * cs_a;
+      const T* bk = b + k * ldb;
+      const typename V::reg b0 = kMasked ? V::maskz_load(m0, bk) : V::load(bk);
+      const typename V::reg b1 = kMasked ? V::maskz_load(m1, bk + w) : V::load(bk + w);
 #pragma GCC unroll 12
-    for (int i = 0; i < R; ++i) {
-      const typename V::reg ai = V::set1(ar[i][o]);
-      x[i][0] = V::fmadd(ai, b0, x[i][0]);
-      x[i][1] = V::fmadd(ai, b1, x[i][1]);
+      for (int i = 0; i < R; ++i) {
+        const typename V::reg ai = V::set1(ar[i][o]);
+        x[i][0] = V::fmadd(ai, b0, x[i][0]);
+        x[i][1] = V::fmadd(ai, b1, x[i][1]);
+      }
     }
+  } else {
+    for (; k + 1 < kc; k += 2) {
+      const std::int64_t o = k * cs_a;
+      const T* bk = b + k * ldb;
+      const typename V::reg b0 = kMasked ? V::maskz_load(m0, bk) : V::load(bk);
+      const typename V::reg b1 = kMasked ? V::maskz_load(m0, bk + ldb) : V::load(bk + ldb);
+#pragma GCC unroll 12
+      for (int i = 0; i < R; ++i) {
+        x[i][0] = V::fmadd(V::set1(ar[i][o]), b0, x[i][0]);
+        x[i][1] = V::fmadd(V::set1(ar[i][o + cs_a]), b1, x[i][1]);
+      }
+    }
+    if (k < kc) {
+      const std::int64_t o = k * cs_a;
+      const typename V::reg b0 = kMasked ? V::maskz_load(m0, b + k * ldb) : V::load(b + k * ldb);
+#pragma GCC unroll 12
+      for (int i = 0; i < R; ++i) x[i][0] = V::fmadd(V::set1(ar[i][o]), b0, x[i][0]);
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i) x[i][0] = V::add(x[i][0], x[i][1]);
   }
   if (!c_trans) {
-    epilogue<T, R, 2, kMasked>(x, alpha, beta, c, ldc, n_valid);
+    epilogue<T, R, NV, kMasked>(x, alpha, beta, c, ldc, n_valid);
     return;
   }
   const typename V::reg va = V::set1(alpha), vb = V::set1(beta);
   for (int g = 0; g * w < R; ++g) {  // rows [g w, g w + w) of the tile
     const int rows = R - g * w < w ? R - g * w : w;
     const typename V::mask mr = V::first(rows);
-    for (int h = 0; h < 2; ++h) {  // columns [h w, h w + w)
+    for (int h = 0; h < NV; ++h) {  // columns [h w, h w + w)
       const int cols = n_valid - h * w < w ? n_valid - h * w : w;
       if (cols <= 0) break;
       typename V::reg r[w];
@@ -316,10 +341,13 @@ template <typename T, int R>
 void ukr_small(std::int64_t kc, const T* a, std::int64_t rs_a, std::int64_t cs_a, const T* b,
                std::int64_t ldb, T* c, std::int64_t ldc, T alpha, T beta, int n_valid,
                bool c_trans) {
-  if (n_valid == 2 * Vec<T>::w)
-    small_body<T, R, false>(kc, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta, n_valid, c_trans);
+  constexpr int w = Vec<T>::w;
+  if (n_valid == 2 * w)
+    small_body<T, R, 2, false>(kc, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta, n_valid, c_trans);
+  else if (n_valid > w)
+    small_body<T, R, 2, true>(kc, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta, n_valid, c_trans);
   else
-    small_body<T, R, true>(kc, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta, n_valid, c_trans);
+    small_body<T, R, 1, true>(kc, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta, n_valid, c_trans);
 }
 
 // B panels of 2w columns (see kernels.h). Rows of op(B) (tb == No) are copied
@@ -430,7 +458,17 @@ KernelTable avx512_kernels() {
   t.dgemm_ga_cols[5] = &ukr_cols<double, 6>;
   set_small<float, 0>(t.sgemm_small);
   set_small<double, 0>(t.dgemm_small);
+  // Small products in place (bench/compare.py gemm and same-process A/B on a
+  // Sapphire Rapids Xeon, 1 thread): squares 32-256 1.05-1.17x the packed and
+  // skinny paths, 32x1024x32 1.8x; K = 512 or C of 4096 x 256 lose (op(B)'s
+  // column block no longer stays in L1, or C's strips evict it).
   t.small_rows = 12;
+  t.small_max = 256;
+  t.small_k = 256;
+  t.small_mn = 65536;
+  // The skinny bounds measured best as on AVX2 (32 / 64 and 128 / 256 tried).
+  t.skinny_max = 64;
+  t.skinny_contiguous_max = 128;
   return t;
 }
 

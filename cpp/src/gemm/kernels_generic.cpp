@@ -116,6 +116,9 @@ KernelTable generic_kernels() {
   t.skinny_max = 0;  // no in-place kernels: every product is packed
   t.skinny_contiguous_max = 0;
   t.small_rows = 0;
+  t.small_max = 0;
+  t.small_k = 0;
+  t.small_mn = 0;
   for (auto& f : t.sgemm_small) f = nullptr;
   for (auto& f : t.dgemm_small) f = nullptr;
   return t;

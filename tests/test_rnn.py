@@ -40,6 +40,25 @@ def _lengths(kind, N, T, rng):
 @pytest.mark.parametrize("variant", ["plain", "reverse_h0_lengths", "timemajor_nobias_zero"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_kernel_matches_time_loop_reference(mode, shape, variant, dtype, rng):
+    _check_kernel_against_reference(mode, shape, variant, dtype, rng)
+
+
+# Every kernel family the CPU runs (gate kernels built per ISA, GEMM tiles per
+# ISA): batch 13 and 32 (row blocks and tails of the step products), hidden
+# 65 (past a 64-wide gate block), both precisions.
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(3, 6, 4, 7), (4, 3, 5, 65), (13, 2, 2, 20), (32, 3, 9, 33)],
+                         ids=str)
+def test_kernel_matches_reference_on_every_isa(isa, isa_path, mode, shape, rng):
+    if isa not in neuropil.functional._k.available_isas():
+        pytest.skip(f"{isa} kernels not available on this CPU")
+    neuropil.set_isa(isa)
+    _check_kernel_against_reference(mode, shape, "reverse_h0_lengths", np.float32, rng)
+    _check_kernel_against_reference(mode, shape, "plain", np.float64, rng)
+
+
+def _check_kernel_against_reference(mode, shape, variant, dtype, rng):
     N, T, I, H = shape
     reverse = variant == "reverse_h0_lengths"
     batch_first = variant != "timemajor_nobias_zero"
@@ -306,10 +325,14 @@ def test_padding_changes_nothing(mode, rng):
 
 
 # -- determinism -------------------------------------------------------------------------
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 @pytest.mark.parametrize("mode", ["rnn_tanh", "lstm", "gru"])
-def test_bitwise_identical_for_1_and_2_threads(mode, threads, rng):
+def test_bitwise_identical_for_1_and_2_threads(isa, isa_path, mode, threads, rng):
     # large enough for every parallel path: step products >= 8 MFLOP, gate kernels
     # >= 65536 elements, input copies and bias sums
+    if isa not in neuropil.functional._k.available_isas():
+        pytest.skip(f"{isa} kernels not available on this CPU")
+    neuropil.set_isa(isa)
     N, T, I, H = 192, 3, 16, (384 if mode == "rnn_tanh" else 128)
     x = rng.standard_normal((N, T, I)).astype(np.float32)
     dy = rng.standard_normal((N, T, 2 * H)).astype(np.float32)

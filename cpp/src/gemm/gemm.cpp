@@ -324,10 +324,16 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
                        pc + k0, kr, Bp + jr * nr * kc + k0 * nr);
               }
             }
+            // A panels likewise when op(A) = A^T: each panel takes mr floats
+            // of every row of A, and the next panel the following mr of the
+            // same rows, still in L1 after kPackRows rows (after all kc rows
+            // they were not: a 6-float run per 2 KiB row of an RNN's dG^T).
             const index_t ia0 = m0 + (m1 - m0) * pn / tn, ia1 = m0 + (m1 - m0) * (pn + 1) / tn;
-            for (index_t ir = ia0; ir < ia1; ++ir)
-              pack_a(ta == Trans::Yes, A, lda, ib + ir * mr, std::min<index_t>(mr, mbr - ir * mr),
-                     pc, kc, Ap + ir * mr * kc);
+            const index_t ka = ta == Trans::Yes ? kPackRows : kc;
+            for (index_t k0 = 0; k0 < kc; k0 += ka)
+              for (index_t ir = ia0; ir < ia1; ++ir)
+                pack_a(ta == Trans::Yes, A, lda, ib + ir * mr, std::min<index_t>(mr, mbr - ir * mr),
+                       pc + k0, std::min(ka, kc - k0), Ap + ir * mr * kc + k0 * mr);
           }
           b_packed = true;
           barrier();
@@ -433,6 +439,22 @@ void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, inde
   const index_t mp = (M + mr - 1) / mr;
   // a(i, k) = A[i * rs_a + k * cs_a]
   const index_t rs_a = ta == Trans::Yes ? 1 : lda, cs_a = ta == Trans::Yes ? lda : 1;
+  if (!c_trans && table.small_rows > 0) {
+    // The few-row kernels on the packed panels (row k of a panel at k * nr):
+    // blocks of up to small_rows rows run twice the FMA chains of an mr-row
+    // tile (an RNN step's 32 rows: 3 blocks, not 4 tiles and a 4 + 4 tail).
+    // Threads take even shares of the (column panel, row block) items.
+    const index_t nb = (M + table.small_rows - 1) / table.small_rows;
+    const index_t items = np * nb;
+    for (index_t it = items * tid / nt; it < items * (tid + 1) / nt; ++it) {
+      const index_t jr = it / nb, rb = it % nb;
+      const index_t i = M * rb / nb, rows = M * (rb + 1) / nb - i, j = jr * nr;
+      Traits<T>::small(table, rows)(kc, A + i * rs_a + pc * cs_a, rs_a, cs_a, Bp + jr * nr * kc,
+                                    nr, C + i * ldc + j, ldc, alpha, beta,
+                                    int(std::min<index_t>(nr, N - j)), false);
+    }
+    return;
+  }
   const bool merge_tail = merges_tail<T>(table, M, mr);
   {
     alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];

@@ -125,24 +125,33 @@ void step_matmul(const StepOperand<T>& op, const T* a, index_t lda, index_t M, T
 }
 
 
-// Gate kernels: the AVX2 build for float when the CPU runs AVX2, else portable.
+// Gate kernels: for float the build of the active ISA (AVX-512, AVX2),
+// else portable.
 template <typename T>
 auto pick_gate_forward() {
   using Fn = void (*)(const rnn_detail::GateStep<T>&, index_t, index_t, index_t);
+  if constexpr (std::is_same<T, float>::value) {
+#ifdef NEUROPIL_HAVE_AVX512
+    if (active_isa() >= Isa::Avx512) return static_cast<Fn>(rnn_detail::gate_forward_avx512);
+#endif
 #ifdef NEUROPIL_HAVE_AVX2
-  if constexpr (std::is_same<T, float>::value)
     if (active_isa() >= Isa::Avx2) return static_cast<Fn>(rnn_detail::gate_forward_avx2);
 #endif
+  }
   return static_cast<Fn>(rnn_detail::gate_forward_generic);
 }
 
 template <typename T>
 auto pick_gate_backward() {
   using Fn = void (*)(const rnn_detail::GateStep<T>&, index_t, index_t, index_t);
+  if constexpr (std::is_same<T, float>::value) {
+#ifdef NEUROPIL_HAVE_AVX512
+    if (active_isa() >= Isa::Avx512) return static_cast<Fn>(rnn_detail::gate_backward_avx512);
+#endif
 #ifdef NEUROPIL_HAVE_AVX2
-  if constexpr (std::is_same<T, float>::value)
     if (active_isa() >= Isa::Avx2) return static_cast<Fn>(rnn_detail::gate_backward_avx2);
 #endif
+  }
   return static_cast<Fn>(rnn_detail::gate_backward_generic);
 }
 

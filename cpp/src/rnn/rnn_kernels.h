@@ -1,8 +1,8 @@
 // Fused gate kernels of the recurrent layers (internal to cpp/src/rnn): one
-// source (gates.inc) built portable and AVX2. The per-step recurrent product
+// source (gates.inc) built portable, AVX2 and AVX-512. The per-step recurrent product
 // uses gemm's pack-once API (neuropil/gemm.h).
 //
-// Shared by the portable and the AVX2 translation units: declarations only
+// Shared by the portable and the ISA translation units: declarations only
 // (STYLE rule 4).
 #pragma once
 #include <cstdint>
@@ -56,6 +56,11 @@ void gate_backward_generic(const GateStep<double>& s, index_t n, index_t j0, ind
 // AVX2 twins (gates_avx2.cpp, float only): call only when the active ISA is AVX2.
 void gate_forward_avx2(const GateStep<float>& s, index_t n, index_t j0, index_t j1);
 void gate_backward_avx2(const GateStep<float>& s, index_t n, index_t j0, index_t j1);
+#endif
+#ifdef NEUROPIL_HAVE_AVX512
+// AVX-512 twins (gates_avx512.cpp, float only): call only when the active ISA is AVX-512.
+void gate_forward_avx512(const GateStep<float>& s, index_t n, index_t j0, index_t j1);
+void gate_backward_avx512(const GateStep<float>& s, index_t n, index_t j0, index_t j1);
 #endif
 
 }  // namespace rnn_detail

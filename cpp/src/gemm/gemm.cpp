@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -257,6 +258,16 @@ inline PanelRows panel_rows(index_t ir, index_t mp, int mr, index_t M, bool merg
   return {ir * mr, std::min<index_t>(mr, M - ir * mr)};
 }
 
+// Column panels of a block of nc columns: panel jr covers columns
+// [first(jr), first(jr) + cols(jr)); with off > 0 the first panel is only
+// nr - off wide, and the others start off columns earlier than jr * nr.
+struct ColumnPanels {
+  index_t nc, nr, off;
+  index_t count() const { return (nc + off + nr - 1) / nr; }
+  index_t first(index_t jr) const { return std::max<index_t>(0, jr * nr - off); }
+  index_t cols(index_t jr) const { return std::min(nc, (jr + 1) * nr - off) - first(jr); }
+};
+
 // The packed loop nest. With c_trans, the tile grid computes C^T: element
 // (i, j) of the product is stored at C[j * ldc + i] (used to solve narrow-N
 // problems as C^T = op(B)^T op(A)^T, so the short side meets the short tile).
@@ -285,7 +296,20 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
 
   static thread_local Scratch scratch_a, scratch_b;
   T* Ap = static_cast<T*>(scratch_a.get(sizeof(T) * mb_rows * kc_max));
-  T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * nc_max * kc_max));
+  T* Bp = static_cast<T*>(scratch_b.get(sizeof(T) * (nc_max + nr) * kc_max));
+
+  // With masked kernels for partial panels, the first column panel is cut
+  // short when that makes the others start on a 64-byte line of C (C's rows
+  // then all share its alignment). A NumPy array of 4 MiB or more starts 16
+  // bytes past a page, and its tiles' loads and stores of C, each split over
+  // two lines, made 2048^2 25% slower and 1024^2 8% (C from memory); a C
+  // within twice the L2 loses more to the extra partial panel (784x512 -5%).
+  // Every column rounds as in a full panel (no split_k below), so the bits
+  // do not depend on C's address.
+  const bool has_cols = Traits<T>::ga_cols(table, 1) != nullptr;
+  const double l2 = cpu_info().l2_bytes > 0 ? double(cpu_info().l2_bytes) : double(2 << 20);
+  const bool align_c = !c_trans && has_cols && (ldc * sizeof(T)) % 64 == 0 &&
+                       double(M) * double(N) * sizeof(T) >= 2 * l2;
 
   // One parallel region for the whole product (one wake of the pool); the
   // phases inside (pack, compute) are separated by barriers.
@@ -293,7 +317,10 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
     alignas(64) T edge[gemm_detail::kMaxMR * gemm_detail::kMaxNR];
     for (index_t jc = 0; jc < N; jc += blk.nc) {
       const index_t nc = std::min(blk.nc, N - jc);
-      const index_t np = (nc + nr - 1) / nr;
+      const auto addr = reinterpret_cast<std::uintptr_t>(C + jc);
+      const index_t lead = align_c ? index_t((64 - addr % 64) % 64) / index_t(sizeof(T)) : 0;
+      const ColumnPanels cols_of{nc, nr, lead > 0 ? nr - lead : 0};
+      const index_t np = cols_of.count();
       for (index_t pc = 0; pc < K; pc += kc_max) {
         const index_t kc = std::min(kc_max, K - pc);
         const T beta_eff = pc == 0 ? beta : T(1);
@@ -318,11 +345,9 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
             const index_t jb1 = b_packed ? 0 : n0 + (n1 - n0) * (pm + 1) / tm;
             for (index_t k0 = 0; k0 < kc && jb0 < jb1; k0 += kPackRows) {
               const index_t kr = std::min<index_t>(kPackRows, kc - k0);
-              for (index_t jr = jb0; jr < jb1; ++jr) {
-                const index_t j0 = jr * nr;
-                pack_b(tb == Trans::Yes, B, ldb, jc + j0, std::min<index_t>(nr, nc - j0),
+              for (index_t jr = jb0; jr < jb1; ++jr)
+                pack_b(tb == Trans::Yes, B, ldb, jc + cols_of.first(jr), cols_of.cols(jr),
                        pc + k0, kr, Bp + jr * nr * kc + k0 * nr);
-              }
             }
             // A panels likewise when op(A) = A^T: each panel takes mr floats
             // of every row of A, and the next panel the following mr of the
@@ -348,7 +373,6 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
           const bool merge_tail = merges_tail<T>(table, mbr, mr);
           const bool rows_tail = tail >= 3 && Traits<T>::ga_rows(table, tail) != nullptr;
           const index_t tail_from = merge_tail ? mp - 2 : rows_tail ? mp - 1 : mp;
-          const bool has_cols = Traits<T>::ga_cols(table, 1) != nullptr;
 
           if (tid < tm * tn) {
             const index_t mc_panels = blk.mc / mr;
@@ -356,8 +380,7 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
               const index_t ic_end = std::min(m1, ic + mc_panels);
               for (index_t jr = n0; jr < n1; ++jr) {
                 const T* bpanel = Bp + jr * nr * kc;
-                const index_t j = jr * nr;
-                const index_t nr_valid = std::min<index_t>(nr, nc - j);
+                const index_t j = cols_of.first(jr), nr_valid = cols_of.cols(jr);
                 for (index_t ir = ic; ir < ic_end; ++ir) {
                   const T* apanel = Ap + ir * mr * kc;
                   const auto [i, mr_valid] = panel_rows(ir, mp, mr, mbr, merge_tail);
@@ -371,10 +394,10 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
                     const auto cols = Traits<T>::ga_cols(table, mr_valid);
                     if (!c_trans) {
                       cols(kc, a, rs, cs, bpanel, C + (ib + i) * ldc + jc + j, ldc, alpha,
-                           beta_eff, int(nr_valid));
+                           beta_eff, int(nr_valid), false);
                       continue;
                     }
-                    cols(kc, a, rs, cs, bpanel, edge, nr, alpha, T(0), int(nr_valid));
+                    cols(kc, a, rs, cs, bpanel, edge, nr, alpha, T(0), int(nr_valid), false);
                   } else if (ir >= tail_from) {
                     const auto rows = Traits<T>::ga_rows(table, mr_valid);
                     if (!c_trans && nr_valid == nr) {
@@ -481,10 +504,10 @@ void skinny_block(const KernelTable& table, Trans ta, index_t M, index_t N, inde
         if (nr_valid < nr && !apanel && Traits<T>::ga_cols(table, 1)) {  // masked kernel
           const auto cols = Traits<T>::ga_cols(table, mr_valid);
           if (!c_trans) {
-            cols(kc, a, rs_a, cs_a, bpanel, C + i * ldc + j, ldc, alpha, beta, int(nr_valid));
+            cols(kc, a, rs_a, cs_a, bpanel, C + i * ldc + j, ldc, alpha, beta, int(nr_valid), true);
             continue;
           }
-          cols(kc, a, rs_a, cs_a, bpanel, edge, nr, alpha, T(0), int(nr_valid));
+          cols(kc, a, rs_a, cs_a, bpanel, edge, nr, alpha, T(0), int(nr_valid), true);
           store_tile(edge, nr, mr_valid, nr_valid, C, ldc, i, j, c_trans, beta);
           continue;
         }
@@ -547,7 +570,7 @@ void skinny_strip(const KernelTable& table, Trans ta, index_t M, index_t N, inde
         T* tile = strip + (jr - n0) * mr * nr;
         if (nr_valid < nr && cols)
           cols(kc, a, rs_a, cs_a, bblock + jr * nr * kc, tile, nr, alpha, pc == 0 ? T(0) : T(1),
-               int(nr_valid));
+               int(nr_valid), true);
         else
           rows(kc, a, rs_a, cs_a, bblock + jr * nr * kc, tile, nr, alpha, pc == 0 ? T(0) : T(1));
       }

@@ -34,13 +34,16 @@ using ukr_ga_f64 = void (*)(std::int64_t kc, const double* a, std::int64_t rs_a,
 // Same as ukr_ga_* but only the first n_valid columns of the tile (1 <= n_valid
 // <= nr) are computed and stored; columns past n_valid of C are never read or
 // written, so a partial column panel needs no detour through a buffer. b is
-// still a full nr-wide packed panel (its padding columns are zero).
+// still a full nr-wide packed panel (its padding columns are zero). With
+// split_k a panel at most half full may sum even and odd k apart (faster, but
+// rounded differently from a full panel's columns); without it every column
+// rounds exactly as in a full panel.
 using ukr_gan_f32 = void (*)(std::int64_t kc, const float* a, std::int64_t rs_a, std::int64_t cs_a,
                              const float* b, float* c, std::int64_t ldc, float alpha, float beta,
-                             int n_valid);
+                             int n_valid, bool split_k);
 using ukr_gan_f64 = void (*)(std::int64_t kc, const double* a, std::int64_t rs_a,
                              std::int64_t cs_a, const double* b, double* c, std::int64_t ldc,
-                             double alpha, double beta, int n_valid);
+                             double alpha, double beta, int n_valid, bool split_k);
 
 // Few-row products with both operands read in place (no packing): rows
 // [0, r + 1) of op(A), a(i, k) = a[i * rs_a + k * cs_a], times n_valid

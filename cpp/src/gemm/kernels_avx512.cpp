@@ -185,8 +185,8 @@ void ukr_rows(std::int64_t kc, const T* a, std::int64_t rs_a, std::int64_t cs_a,
 
 template <typename T, int R>
 void ukr_cols(std::int64_t kc, const T* a, std::int64_t rs_a, std::int64_t cs_a, const T* b, T* c,
-              std::int64_t ldc, T alpha, T beta, int n_valid) {
-  if (n_valid <= Vec<T>::w)
+              std::int64_t ldc, T alpha, T beta, int n_valid, bool split_k) {
+  if (split_k && n_valid <= Vec<T>::w)
     body_narrow<T, R>(kc, a, rs_a, cs_a, b, c, ldc, alpha, beta, n_valid);
   else
     body_wide<T, false, R, true>(kc, a, rs_a, cs_a, b, c, ldc, alpha, beta, n_valid);

@@ -261,9 +261,9 @@ inline PanelRows panel_rows(index_t ir, index_t mp, int mr, index_t M, bool merg
 // Item it of the (column panel, row block) grid that the few-row kernels
 // run, threads taking contiguous ranges of items: row blocks first when
 // there are enough of them to share evenly (each thread then reads only its
-// rows of A, the large operand read in place: column panels first cost a GRU's
-// dW_ih, 384 rows of dG^T, 14% on 2 threads), else column panels first (an
-// RNN step's 3 row blocks would split 1 + 2).
+// rows of A, the large operand read in place, as split_grid's M preference
+// does for the skinny path), else column panels first (an RNN step's 3 row
+// blocks would split 1 + 2).
 struct SmallItem {
   index_t jr, rb;
 };

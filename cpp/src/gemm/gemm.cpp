@@ -298,10 +298,13 @@ void gemm_packed(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int threads = flops < kParallelFlops ? 1 : get_num_threads();
 
-  // Rows of A packed at once: one mc block, packed just before it is used,
-  // so it is still in L2 then (eight blocks, 3 MB at kc = 192, were partly
-  // evicted by the time the last was used: 2048^2 ran 4% slower on a 2 MB L2).
-  const index_t mb_rows = std::min<index_t>(blk.mc, ((M + mr - 1) / mr) * mr);
+  // Rows of A packed at once: at most one mc block, packed just before it is
+  // used, so it is still in L2 then (eight blocks, 3 MB at kc = 192, were
+  // partly evicted by the time the last was used: 2048^2 ran 4% slower on a
+  // 2 MB L2). M is cut into equal blocks: 512 rows as 2 x 256, not 480 + 32,
+  // whose short block reloads every B panel for 5 row tiles.
+  const index_t mblocks = (M + blk.mc - 1) / blk.mc;
+  const index_t mb_rows = ((M + mblocks - 1) / mblocks + mr - 1) / mr * mr;
   const index_t kc_max = balanced_kc(K, blk.kc);
   const index_t nc_max = std::min<index_t>(blk.nc, ((N + nr - 1) / nr) * nr);
 

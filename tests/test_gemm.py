@@ -188,10 +188,11 @@ def test_pack_once_api_bitwise_for_1_and_2_threads(rng, threads):
 # Packed path (both sides > 128) with every tail of M mod 6: 3-5 rows run a
 # row-count kernel on the packed panel, 1-2 rows join the last full panel as
 # 4 + (2 + tail) rows read in place. K = 300 gives two K blocks (beta applied
-# once), and 2021 rows several blocks of A rows (the last one with a tail).
+# once), and 4001 rows several blocks of A rows (each block fills 3/4 of L2,
+# the last one with a tail).
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 @pytest.mark.parametrize("ta,tb", TRANS)
-@pytest.mark.parametrize("m", [133, 134, 135, 136, 137, 138, 2021])
+@pytest.mark.parametrize("m", [133, 134, 135, 136, 137, 138, 4001])
 def test_packed_path_row_tails(rng, isa_path, threads, isa, ta, tb, m):
     if isa not in K.available_isas():
         pytest.skip(f"{isa} kernels not available on this CPU")

@@ -19,7 +19,12 @@
 //     db += rowsum(dy_n)             [OCg]
 //     dx_n = col2im(W^T @ dy_n)      [Cg, H, W]
 //
-// Two implementations, chosen per call:
+// Three implementations, chosen per call (and per gradient in backward):
+// - planar (float32 under AVX2/AVX-512, stride 1, few channels per group:
+//   cpp/src/conv/planar.cpp): output positions in the vector lanes over
+//   zero-padded planes; forward when a group has fewer than L/2 outputs
+//   (depthwise, a head with a few maps), dX when it has fewer than L/2
+//   inputs (a first layer), dW/db when it has one input (depthwise);
 // - direct (float32 under the AVX2 and AVX-512 kernel families, column stride
 //   1 or 2; cpp/src/conv/direct.h): output channels in vector lanes, taps
 //   broadcast straight from the (padded) image, no column buffer; dW by tiles

@@ -96,29 +96,6 @@ std::vector<RowTile> plan_row(index_t OW, int max_ur) {
   return out;
 }
 
-// dst [C][Hp][Wp] = src [C][H][W] shifted by (top, left) with zeros around
-// (top/left may be negative: the source is then cropped).
-void pad_planes(const float* src, index_t C, index_t H, index_t W, index_t top, index_t left,
-                index_t Hp, index_t Wp, float* dst) {
-  const index_t s0 = std::max<index_t>(0, -left), s1 = std::min<index_t>(W, Wp - left);
-  for (index_t c = 0; c < C; ++c) {
-    const float* sc = src + c * H * W;
-    float* dc = dst + c * Hp * Wp;
-    for (index_t r = 0; r < Hp; ++r) {
-      float* d = dc + r * Wp;
-      const index_t h = r - top;
-      if (h < 0 || h >= H || s1 <= s0) {
-        std::memset(d, 0, sizeof(float) * Wp);
-        continue;
-      }
-      const index_t d0 = s0 + left, d1 = s1 + left;
-      std::memset(d, 0, sizeof(float) * d0);
-      std::memcpy(d + d0, sc + h * W + s0, sizeof(float) * (s1 - s0));
-      std::memset(d + d1, 0, sizeof(float) * (Wp - d1));
-    }
-  }
-}
-
 // One image of one group through the forward tiles:
 //   y[o * ldy + oh * OW + ow] (o < OCg) = conv of the input planes xin
 //   ([Cin] planes of stride cs, rows of stride rs, already padded so that
@@ -206,7 +183,31 @@ Buffer& shared_buffer(int which) {
   return b[which];
 }
 
-// Sum of r[0..n) in a fixed order (8 interleaved partial sums, folded pairwise).
+}  // namespace
+
+const DirectKernels& kernels_for_active_isa() { return kernels_for(active_isa()); }
+
+void pad_planes(const float* src, index_t C, index_t H, index_t W, index_t top, index_t left,
+                index_t Hp, index_t Wp, float* dst) {
+  const index_t s0 = std::max<index_t>(0, -left), s1 = std::min<index_t>(W, Wp - left);
+  for (index_t c = 0; c < C; ++c) {
+    const float* sc = src + c * H * W;
+    float* dc = dst + c * Hp * Wp;
+    for (index_t r = 0; r < Hp; ++r) {
+      float* d = dc + r * Wp;
+      const index_t h = r - top;
+      if (h < 0 || h >= H || s1 <= s0) {
+        std::memset(d, 0, sizeof(float) * Wp);
+        continue;
+      }
+      const index_t d0 = s0 + left, d1 = s1 + left;
+      std::memset(d, 0, sizeof(float) * d0);
+      std::memcpy(d + d0, sc + h * W + s0, sizeof(float) * (s1 - s0));
+      std::memset(d + d1, 0, sizeof(float) * (Wp - d1));
+    }
+  }
+}
+
 float row_sum(const float* r, index_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   index_t j = 0;
@@ -215,8 +216,6 @@ float row_sum(const float* r, index_t n) {
   for (int l = 0; j < n; ++j, ++l) acc[l] += r[j];
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
-
-}  // namespace
 
 bool direct_supported(const ConvGeom& g) {
   const DirectKernels& k = kernels_for(active_isa());

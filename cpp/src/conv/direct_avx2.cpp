@@ -13,6 +13,7 @@ namespace conv_detail {
 namespace {
 
 constexpr int L = 8;
+constexpr int kVregs = 16;
 constexpr int kMaxAcc = 12;
 using vec = __m256;
 inline vec vzero() { return _mm256_setzero_ps(); }

@@ -13,6 +13,7 @@ namespace conv_detail {
 namespace {
 
 constexpr int L = 16;
+constexpr int kVregs = 32;
 constexpr int kMaxAcc = 28;
 using vec = __m512;
 inline vec vzero() { return _mm512_setzero_ps(); }

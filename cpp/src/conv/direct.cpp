@@ -301,47 +301,59 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
 
   const double work = 4.0 * double(g.N) * double(g.OC) * double(Kg) * double(OHW);
   const int threads = work < 2e5 ? 1 : get_num_threads();
+  // dW reads the padded images and transposed gradients of up to a chunk of
+  // images per tile call, so the tile's accumulators go to memory once per
+  // chunk rather than once per image (batches bounded to ~1 MiB of scratch).
+  const index_t xsz = pad ? Cg * Hp * Wp : 0, dsz = OHW * ldt;
+  const index_t batch = std::max<index_t>(1, std::min<index_t>(kConvChunk, (1 << 18) / (xsz + dsz)));
   parallel_for(nchunks, threads, [&](index_t cb, index_t ce) {
-    float* xpad = want_w && pad ? shared_buffer(1).get<float>(Cg * Hp * Wp) : nullptr;
-    float* dyt = want_w ? shared_buffer(5).get<float>(OHW * ldt) : nullptr;
+    float* xpad = want_w && pad ? shared_buffer(1).get<float>(batch * xsz) : nullptr;
+    float* dyt = want_w ? shared_buffer(5).get<float>(batch * dsz) : nullptr;
     float* dypad = dx_direct ? shared_buffer(6).get<float>(OCg * Hq * Wq) : nullptr;
     float* rowbuf = dx_direct
         ? shared_buffer(2).get<float>(std::max(kRowBufFloats, g.W * fwd_max_nb(k) * L))
         : nullptr;
     if (want_w && ldt > OCg)  // lanes past the last channel stay zero
-      for (index_t p = 0; p < OHW; ++p)
+      for (index_t p = 0; p < batch * OHW; ++p)
         std::memset(dyt + p * ldt + OCg, 0, sizeof(float) * (ldt - OCg));
     for (index_t ch = cb; ch < ce; ++ch) {
       float* part = partials + ch * psize;
       const index_t n0 = ch * kConvChunk, n1 = std::min(g.N, n0 + kConvChunk);
-      for (index_t n = n0; n < n1; ++n) {
-        for (index_t gi = 0; gi < G; ++gi) {
-          const float* dyi = dy + (n * g.OC + gi * OCg) * OHW;
-          if (want_w) {
+      for (index_t gi = 0; gi < G; ++gi) {
+        for (index_t nb0 = n0; want_w && nb0 < n1; nb0 += batch) {
+          const index_t nb1 = std::min(n1, nb0 + batch);
+          for (index_t n = nb0; n < nb1; ++n) {
             const float* xi = x + (n * g.C + gi * Cg) * HW;
-            if (pad) pad_planes(xi, Cg, g.H, g.W, g.PH, g.PW, Hp, Wp, xpad);
-            const float* xb = pad ? xpad : xi;
-            k.transpose(dyi, OHW, OCg, OHW, dyt, ldt);
-            const int s = g.SW == 1 ? 0 : 1;
-            for (const OcBlock& blk : wblocks) {
-              const int max_t = std::min(kMaxT, k.max_acc / blk.nb);
-              const index_t ntiles = (Kg + max_t - 1) / max_t;
-              for (index_t tt = 0; tt < ntiles; ++tt) {
-                const index_t t0 = Kg * tt / ntiles, t1 = Kg * (tt + 1) / ntiles;
-                DwTile a;
-                a.x = xb;
-                a.tap_off = tap_off.data() + t0;
-                a.rs_pos = g.SH * Wp;
-                a.OH = OH;
-                a.OW = OW;
-                a.dyt = dyt + blk.oc0;
-                a.ld_dyt = ldt;
-                a.acc = part + gi * gsize_w + blk.woff + t0 * blk.nb * L;
-                a.zero_start = n == n0;
-                k.dw[s][blk.nb - 1][t1 - t0 - 1](a);
-              }
+            if (pad) pad_planes(xi, Cg, g.H, g.W, g.PH, g.PW, Hp, Wp, xpad + (n - nb0) * xsz);
+            k.transpose(dy + (n * g.OC + gi * OCg) * OHW, OHW, OCg, OHW,
+                        dyt + (n - nb0) * dsz, ldt);
+          }
+          const float* xb = pad ? xpad : x + (nb0 * g.C + gi * Cg) * HW;
+          const int s = g.SW == 1 ? 0 : 1;
+          for (const OcBlock& blk : wblocks) {
+            const int max_t = std::min(kMaxT, k.max_acc / blk.nb);
+            const index_t ntiles = (Kg + max_t - 1) / max_t;
+            for (index_t tt = 0; tt < ntiles; ++tt) {
+              const index_t t0 = Kg * tt / ntiles, t1 = Kg * (tt + 1) / ntiles;
+              DwTile a;
+              a.x = xb;
+              a.tap_off = tap_off.data() + t0;
+              a.rs_pos = g.SH * Wp;
+              a.OH = OH;
+              a.OW = OW;
+              a.dyt = dyt + blk.oc0;
+              a.ld_dyt = ldt;
+              a.acc = part + gi * gsize_w + blk.woff + t0 * blk.nb * L;
+              a.zero_start = nb0 == n0;
+              a.nimg = nb1 - nb0;
+              a.xs = pad ? xsz : g.C * HW;
+              a.ds = dsz;
+              k.dw[s][blk.nb - 1][t1 - t0 - 1](a);
             }
           }
+        }
+        for (index_t n = n0; n < n1; ++n) {
+          const float* dyi = dy + (n * g.OC + gi * OCg) * OHW;
           if (want_b) {
             float* pb = part + (want_w ? G * gsize_w : 0) + gi * OCg;
             for (index_t o = 0; o < OCg; ++o) {
@@ -361,15 +373,21 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
   });
 
   if (psize == 0) return;
-  // Fold the chunk partials in chunk order into dw [OC, Cg, KH, KW] and db.
+  // Fold the chunk partials in chunk order into chunk 0's (streaming over
+  // contiguous spans: a strided walk across the chunks missed the TLB and
+  // the caches on every element), then scatter to dw [OC, Cg, KH, KW] and db.
+  const int fold_threads = double(psize) * double(nchunks) < 1e5 ? 1 : get_num_threads();
+  if (nchunks > 1)
+    parallel_for((psize + 63) / 64, fold_threads, [&](index_t b, index_t e) {
+      const index_t i0 = b * 64, i1 = std::min(psize, e * 64);
+      for (index_t ch = 1; ch < nchunks; ++ch) {
+        const float* src = partials + ch * psize;
+        for (index_t i = i0; i < i1; ++i) partials[i] += src[i];
+      }
+    });
   const index_t nw = want_w ? g.OC * Kg : 0;
   const index_t nout = nw + (want_b ? g.OC : 0);
-  auto fold = [&](index_t src) {
-    float s = partials[src];
-    for (index_t ch = 1; ch < nchunks; ++ch) s += partials[ch * psize + src];
-    return s;
-  };
-  parallel_for(nout, nout * nchunks < 100000 ? 1 : get_num_threads(), [&](index_t b, index_t e) {
+  parallel_for(nout, nout < 100000 ? 1 : get_num_threads(), [&](index_t b, index_t e) {
     for (index_t i = b; i < e; ++i) {
       float* dst;
       index_t src;
@@ -384,7 +402,7 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
         src = (want_w ? G * gsize_w : 0) + (i - nw);
         dst = db + (i - nw);
       }
-      const float s = fold(src);
+      const float s = partials[src];
       *dst = beta == 0.0f ? s : beta * *dst + s;
     }
   });

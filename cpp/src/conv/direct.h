@@ -14,8 +14,8 @@
 // Weight-gradient tile (DwTile): for T taps t (flattened (c, kh, kw), at
 // offsets tap_off[t] from a position's top-left input element) and NB*L
 // output channels,
-//   acc[t][o] (+)= sum over positions p = (oh, ow) in order of
-//                 x[oh*rs_pos + ow*S + tap_off[t]] * dyt[p][o]
+//   acc[t][o] (+)= sum over images i < nimg, then positions p = (oh, ow), in
+//                 order, of x[i*xs + oh*rs_pos + ow*S + tap_off[t]] * dyt[i*ds + p*ld_dyt + o]
 // with dyt the output gradient transposed to [positions][channels].
 //
 // Transposes: dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols.
@@ -66,6 +66,8 @@ struct DwTile {
   index_t ld_dyt;
   float* acc;              // [T][NB*L]: added to (or overwritten when zero_start)
   bool zero_start;
+  index_t nimg;            // images summed in order (x and dyt advance by xs, ds)
+  index_t xs, ds;
 };
 
 struct PlFwdTile {

@@ -122,12 +122,17 @@ void conv_image(const ImageConv& p, const float* xin, index_t cs, index_t rs, fl
     for (index_t kw = 0; kw < p.KW; ++kw) tap_off[kh * p.KW + kw] = kh * p.DH * rs + kw * p.DW;
   for (const OcBlock& blk : *p.blocks) {
     const index_t ld = blk.nb * L;
-    const int max_ur = std::min(kMaxUR, k.max_acc / blk.nb);
-    const std::vector<RowTile> tiles = plan_row(p.OW, max_ur);
-    const index_t rows = std::max<index_t>(1, kRowBufFloats / (p.OW * ld));
+    int max_ur = kMaxUR;
+    while (max_ur > 1 && !k.fwd[s][blk.nb - 1][max_ur - 1]) --max_ur;
+    // Rows narrower than the register tile go two at a time.
+    const bool two_rows = p.OW < max_ur && p.OH > 1 && k.fwd2[s][blk.nb - 1][0];
+    const std::vector<RowTile> tiles = plan_row(p.OW, two_rows ? max_ur / 2 : max_ur);
+    index_t rows = std::max<index_t>(1, kRowBufFloats / (p.OW * ld));
+    if (two_rows) rows = std::max<index_t>(2, rows & ~index_t(1));
     for (index_t oh0 = 0; oh0 < p.OH; oh0 += rows) {
       const index_t oh1 = std::min(p.OH, oh0 + rows);
-      for (index_t oh = oh0; oh < oh1; ++oh) {
+      for (index_t oh = oh0; oh < oh1;) {
+        const int r = two_rows && oh + 1 < oh1 ? 2 : 1;
         for (const RowTile& t : tiles) {
           FwdTile a;
           a.x = xin + oh * p.SH * rs + t.ow0 * p.SW;
@@ -139,8 +144,14 @@ void conv_image(const ImageConv& p, const float* xin, index_t cs, index_t rs, fl
           a.init = p.bpk ? p.bpk + blk.oc0 : nullptr;
           a.out = rowbuf + ((oh - oh0) * p.OW + t.ow0) * ld;
           a.ld_out = ld;
-          k.fwd[s][blk.nb - 1][t.ur - 1](a);
+          a.rs_row = p.SH * rs;
+          a.out_row = p.OW;
+          if (r == 2)
+            k.fwd2[s][blk.nb - 1][t.ur - 1](a);
+          else
+            k.fwd[s][blk.nb - 1][t.ur - 1](a);
         }
+        oh += r;
       }
       k.transpose(rowbuf, ld, (oh1 - oh0) * p.OW, blk.noc, y + blk.oc0 * ldy + oh0 * p.OW, ldy);
     }
@@ -189,21 +200,27 @@ const DirectKernels& kernels_for_active_isa() { return kernels_for(active_isa())
 
 void pad_planes(const float* src, index_t C, index_t H, index_t W, index_t top, index_t left,
                 index_t Hp, index_t Wp, float* dst) {
+  // Plain loops, no library call per row: the planes of small layers have
+  // rows of a few floats, where three calls per row cost more than the copy.
   const index_t s0 = std::max<index_t>(0, -left), s1 = std::min<index_t>(W, Wp - left);
+  const index_t r0 = std::max<index_t>(0, top), r1 = std::min<index_t>(Hp, H + top);
+  const index_t d0 = s0 + left, d1 = s1 + left, n = s1 - s0;
   for (index_t c = 0; c < C; ++c) {
     const float* sc = src + c * H * W;
     float* dc = dst + c * Hp * Wp;
-    for (index_t r = 0; r < Hp; ++r) {
-      float* d = dc + r * Wp;
-      const index_t h = r - top;
-      if (h < 0 || h >= H || s1 <= s0) {
-        std::memset(d, 0, sizeof(float) * Wp);
-        continue;
-      }
-      const index_t d0 = s0 + left, d1 = s1 + left;
-      std::memset(d, 0, sizeof(float) * d0);
-      std::memcpy(d + d0, sc + h * W + s0, sizeof(float) * (s1 - s0));
-      std::memset(d + d1, 0, sizeof(float) * (Wp - d1));
+    if (r1 <= r0 || n <= 0) {
+      for (index_t i = 0; i < Hp * Wp; ++i) dc[i] = 0.0f;
+      continue;
+    }
+    // zeros up to the first copied element, then per row: the copy, and the
+    // zeros between it and the next row's copy
+    for (index_t i = 0; i < r0 * Wp + d0; ++i) dc[i] = 0.0f;
+    for (index_t r = r0; r < r1; ++r) {
+      float* d = dc + r * Wp + d0;
+      const float* sr = sc + (r - top) * W + s0;
+      for (index_t j = 0; j < n; ++j) d[j] = sr[j];
+      const index_t gap_end = r + 1 < r1 ? (r + 1) * Wp + d0 : Hp * Wp;
+      for (index_t i = r * Wp + d1; i < gap_end; ++i) dc[i] = 0.0f;
     }
   }
 }
@@ -246,7 +263,7 @@ void direct_forward(const float* x, const float* w, const float* bias, const Con
   const int threads = work < 2e5 ? 1 : get_num_threads();
   parallel_for(items, threads, [&](index_t b, index_t e) {
     float* xpad = pad ? shared_buffer(1).get<float>(Cg * Hp * Wp) : nullptr;
-    float* rowbuf = shared_buffer(2).get<float>(std::max(kRowBufFloats, OW * fwd_max_nb(k) * L));
+    float* rowbuf = shared_buffer(2).get<float>(std::max(kRowBufFloats, 2 * OW * fwd_max_nb(k) * L));
     for (index_t it = b; it < e; ++it) {
       const index_t n = it / G, gi = it % G;
       const float* xi = x + (n * g.C + gi * Cg) * g.H * g.W;
@@ -311,7 +328,7 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
     float* dyt = want_w ? shared_buffer(5).get<float>(batch * dsz) : nullptr;
     float* dypad = dx_direct ? shared_buffer(6).get<float>(OCg * Hq * Wq) : nullptr;
     float* rowbuf = dx_direct
-        ? shared_buffer(2).get<float>(std::max(kRowBufFloats, g.W * fwd_max_nb(k) * L))
+        ? shared_buffer(2).get<float>(std::max(kRowBufFloats, 2 * g.W * fwd_max_nb(k) * L))
         : nullptr;
     if (want_w && ldt > OCg)  // lanes past the last channel stay zero
       for (index_t p = 0; p < batch * OHW; ++p)

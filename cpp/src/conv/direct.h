@@ -2,7 +2,9 @@
 // vector lanes, output positions in registers, input taps broadcast from the
 // NCHW image. No im2col buffer, no packing of the input.
 //
-// Forward tile (FwdTile): for UR output positions u of one output row and
+// Forward tile (FwdTile): for UR output positions u of one output row (or,
+// in a two-row tile, UW positions of each of two rows: u = r*UW + j at
+// x + r*rs_row + j*S, written to out + (r*out_row + j)*ld_out) and
 // NB*L output channels (L = vector lanes),
 //   out[u][o] = init[o] + sum_{c, t} x[c*cs + tap_off[t] + u*S] * w[c][t][o]
 // where x points at the tile's first position (its top-left tap), S is the
@@ -53,8 +55,10 @@ struct FwdTile {
   index_t C, KHW;          // taps: C x KHW
   const float* w;      // [C][KH][KW][NB*L]
   const float* init;   // [NB*L] start values (bias) or null for zeros
-  float* out;          // [UR][ld_out]
+  float* out;          // [UR][ld_out] (two-row tiles: [2][out_row][ld_out])
   index_t ld_out;
+  index_t rs_row;      // two-row tiles: input offset of the second row's first position
+  index_t out_row;     // two-row tiles: positions between the two rows in out
 };
 
 struct DwTile {
@@ -110,8 +114,10 @@ constexpr int kMaxPlDwNo = 2; // planar weight gradient: output channels per til
 struct DirectKernels {
   int lanes = 0;       // L; 0 = no direct kernels (portable build)
   int max_acc = 0;     // accumulator registers a tile may use (NB * UR, NB * T)
-  // fwd[s][nb - 1][ur - 1], s = 0 for column stride 1, 1 for stride 2
+  // fwd[s][nb - 1][ur - 1], s = 0 for column stride 1, 1 for stride 2;
+  // fwd2: two-row tiles, [s][nb - 1][uw - 1] for 2 x uw positions
   fwd_tile_fn fwd[2][kMaxNB][kMaxUR] = {};
+  fwd_tile_fn fwd2[2][kMaxNB][kMaxUR / 2] = {};
   // dw[s][nb - 1][t - 1]
   dw_tile_fn dw[2][kMaxNB][kMaxT] = {};
   transpose_fn transpose = nullptr;

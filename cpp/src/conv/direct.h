@@ -10,8 +10,10 @@
 // where x points at the tile's first position (its top-left tap), S is the
 // column stride (a template parameter) and w is the weight block packed with
 // the channels innermost ([C][KH*KW][NB*L], zero lanes past the real ones),
-// t = kh*KW + kw. Accumulation runs over (c, t) in that order for every element, so the
-// result depends only on the geometry, never on threads or tiles.
+// t = kh*KW + kw. With accumulate, the tile starts from out instead of init
+// (the driver splits C into blocks whose weights stay in L1). Accumulation
+// runs over (c, t) in that order for every element, so the result depends
+// only on the geometry, never on threads or tiles.
 //
 // Weight-gradient tile (DwTile): for T taps t (flattened (c, kh, kw), at
 // offsets tap_off[t] from a position's top-left input element) and NB*L
@@ -59,6 +61,7 @@ struct FwdTile {
   index_t ld_out;
   index_t rs_row;      // two-row tiles: input offset of the second row's first position
   index_t out_row;     // two-row tiles: positions between the two rows in out
+  bool accumulate;     // start from out's contents (a later block of input channels)
 };
 
 struct DwTile {

@@ -96,27 +96,6 @@ std::vector<RowTile> plan_row(index_t OW, int max_ur) {
   return out;
 }
 
-// Touches the lines of a region a slice at a time (after each tile call), so
-// that the next item's input and output arrive while this item computes:
-// the direct layers lost 10-30% to those misses when they came in bursts at
-// the item's start (pad copy) and end (output transpose).
-struct Prefetcher {
-  const char* p = nullptr;
-  index_t lines = 0, done = 0, step = 0;
-  void start(const float* region, index_t floats, index_t slices) {
-    p = reinterpret_cast<const char*>(region);
-    lines = (floats * index_t(sizeof(float)) + 63) / 64;
-    done = 0;
-    step = (lines + std::max<index_t>(1, slices) - 1) / std::max<index_t>(1, slices);
-  }
-  void read_slice() {
-    for (index_t i = 0; i < step && done < lines; ++i, ++done) __builtin_prefetch(p + done * 64, 0, 3);
-  }
-  void write_slice() {
-    for (index_t i = 0; i < step && done < lines; ++i, ++done) __builtin_prefetch(p + done * 64, 1, 3);
-  }
-};
-
 // One image of one group through the forward tiles:
 //   y[o * ldy + oh * OW + ow] (o < OCg) = conv of the input planes xin
 //   ([Cin] planes of stride cs, rows of stride rs, already padded so that

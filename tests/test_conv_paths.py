@@ -172,3 +172,18 @@ def test_grouped_conv_matches_torch(rng):
         ty = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
                                         torch.from_numpy(b), s, 1, 1, groups)
         np.testing.assert_allclose(y, ty.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_direct_input_channel_blocks_and_two_row_tiles(isa, rng, isa_path):
+    """Enough input channels that the forward tiles run in input-channel blocks (starting
+    from the row buffer after the first), forward and input gradient, with two-row tiles
+    (rows narrower than the register tile, odd row counts) and stride-2 columns."""
+    use_isa(isa)
+    for n, c, h, w, oc, k, s, p in [(2, 37, 5, 6, 20, (3, 3), (1, 1), (1, 1)),
+                                    (1, 64, 7, 7, 40, (3, 3), (1, 1), (1, 1)),
+                                    (2, 33, 9, 11, 17, (3, 2), (2, 2), (1, 0)),
+                                    (1, 50, 3, 4, 33, (1, 1), (1, 1), (0, 0))]:
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        wt = (rng.standard_normal((oc, c) + k) / np.sqrt(c)).astype(np.float32)
+        check(x, wt, rng.standard_normal(oc).astype(np.float32), s, p, (1, 1), 1, rng)

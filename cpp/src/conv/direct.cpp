@@ -149,32 +149,32 @@ void conv_image(const ImageConv& p, const float* xin, index_t cs, index_t rs, fl
     for (index_t oh0 = 0; oh0 < p.OH; oh0 += rows) {
       const index_t oh1 = std::min(p.OH, oh0 + rows);
       for (index_t cb = 0; cb < ncb; ++cb) {
-      const index_t c0 = p.Cin * cb / ncb, c1 = p.Cin * (cb + 1) / ncb;
-      for (index_t oh = oh0; oh < oh1;) {
-        const int r = two_rows && oh + 1 < oh1 ? 2 : 1;
-        for (const RowTile& t : tiles) {
-          FwdTile a;
-          a.x = xin + c0 * cs + oh * p.SH * rs + t.ow0 * p.SW;
-          a.cs = cs;
-          a.tap_off = tap_off;
-          a.C = c1 - c0;
-          a.KHW = KHW;
-          a.w = p.wpk + blk.woff + c0 * KHW * ld;
-          a.init = p.bpk ? p.bpk + blk.oc0 : nullptr;
-          a.out = rowbuf + ((oh - oh0) * p.OW + t.ow0) * ld;
-          a.ld_out = ld;
-          a.rs_row = p.SH * rs;
-          a.out_row = p.OW;
-          a.accumulate = cb > 0;
-          if (r == 2)
-            k.fwd2[s][blk.nb - 1][t.ur - 1](a);
-          else
-            k.fwd[s][blk.nb - 1][t.ur - 1](a);
-          pf_in.read_slice();
-          pf_out.write_slice();
+        const index_t c0 = p.Cin * cb / ncb, c1 = p.Cin * (cb + 1) / ncb;
+        for (index_t oh = oh0; oh < oh1;) {
+          const int r = two_rows && oh + 1 < oh1 ? 2 : 1;
+          for (const RowTile& t : tiles) {
+            FwdTile a;
+            a.x = xin + c0 * cs + oh * p.SH * rs + t.ow0 * p.SW;
+            a.cs = cs;
+            a.tap_off = tap_off;
+            a.C = c1 - c0;
+            a.KHW = KHW;
+            a.w = p.wpk + blk.woff + c0 * KHW * ld;
+            a.init = p.bpk ? p.bpk + blk.oc0 : nullptr;
+            a.out = rowbuf + ((oh - oh0) * p.OW + t.ow0) * ld;
+            a.ld_out = ld;
+            a.rs_row = p.SH * rs;
+            a.out_row = p.OW;
+            a.accumulate = cb > 0;
+            if (r == 2)
+              k.fwd2[s][blk.nb - 1][t.ur - 1](a);
+            else
+              k.fwd[s][blk.nb - 1][t.ur - 1](a);
+            pf_in.read_slice();
+            pf_out.write_slice();
+          }
+          oh += r;
         }
-        oh += r;
-      }
       }
       k.transpose(rowbuf, ld, (oh1 - oh0) * p.OW, blk.noc, y + blk.oc0 * ldy + oh0 * p.OW, ldy);
     }

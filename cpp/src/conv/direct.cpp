@@ -353,6 +353,7 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
   // chunk rather than once per image (batches bounded to ~1 MiB of scratch).
   const index_t xsz = pad ? Cg * Hp * Wp : 0, dsz = OHW * ldt;
   const index_t batch = std::max<index_t>(1, std::min<index_t>(kConvChunk, (1 << 18) / (xsz + dsz)));
+  index_t folded = 1;  // chunks [0, folded) are summed into chunk 0's partial
   parallel_for(nchunks, threads, [&](index_t cb, index_t ce) {
     float* xpad = want_w && pad ? shared_buffer(1).get<float>(batch * xsz) : nullptr;
     float* dyt = want_w ? shared_buffer(5).get<float>(batch * dsz) : nullptr;
@@ -366,6 +367,10 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
     for (index_t ch = cb; ch < ce; ++ch) {
       float* part = partials + ch * psize;
       const index_t n0 = ch * kConvChunk, n1 = std::min(g.N, n0 + kConvChunk);
+      // The thread that starts at chunk 0 folds each later chunk of its own
+      // into chunk 0's partial: in the tile's final store when one tile call
+      // covers the chunk (R + chunk sum: the fold's additions, in its order).
+      const bool fold_in_tile = want_w && cb == 0 && ch > 0 && n1 - n0 <= batch;
       for (index_t gi = 0; gi < G; ++gi) {
         for (index_t nb0 = n0; want_w && nb0 < n1; nb0 += batch) {
           const index_t nb1 = std::min(n1, nb0 + batch);
@@ -390,8 +395,9 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
               a.OW = OW;
               a.dyt = dyt + blk.oc0;
               a.ld_dyt = ldt;
-              a.acc = part + gi * gsize_w + blk.woff + t0 * blk.nb * L;
+              a.acc = (fold_in_tile ? partials : part) + gi * gsize_w + blk.woff + t0 * blk.nb * L;
               a.zero_start = nb0 == n0;
+              a.add_to = fold_in_tile;
               a.nimg = nb1 - nb0;
               a.xs = pad ? xsz : g.C * HW;
               a.ds = dsz;
@@ -422,18 +428,27 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
           }
         }
       }
+      // (otherwise here, while the chunk's partial is in cache; db always);
+      // the fold below takes the remaining chunks.
+      if (cb == 0 && ch > 0) {
+        const float* src = partials + ch * psize;
+        for (index_t i = fold_in_tile ? G * gsize_w : 0; i < psize; ++i) partials[i] += src[i];
+      }
+      if (cb == 0) folded = ch + 1;
     }
   });
 
   if (psize == 0) return;
-  // Fold the chunk partials in chunk order into chunk 0's (streaming over
-  // contiguous spans: a strided walk across the chunks missed the TLB and
-  // the caches on every element), then scatter to dw [OC, Cg, KH, KW] and db.
-  const int fold_threads = double(psize) * double(nchunks) < 1e5 ? 1 : get_num_threads();
-  if (nchunks > 1)
+  // Fold the remaining chunk partials in chunk order into chunk 0's
+  // (streaming over contiguous spans: a strided walk across the chunks missed
+  // the TLB and the caches on every element), then scatter to dw [OC, Cg, KH,
+  // KW] and db.
+  const int fold_threads =
+      double(psize) * double(nchunks - folded) < 1e5 ? 1 : get_num_threads();
+  if (nchunks > folded)
     parallel_for((psize + 63) / 64, fold_threads, [&](index_t b, index_t e) {
       const index_t i0 = b * 64, i1 = std::min(psize, e * 64);
-      for (index_t ch = 1; ch < nchunks; ++ch) {
+      for (index_t ch = folded; ch < nchunks; ++ch) {
         const float* src = partials + ch * psize;
         for (index_t i = i0; i < i1; ++i) partials[i] += src[i];
       }

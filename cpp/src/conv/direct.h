@@ -73,6 +73,7 @@ struct DwTile {
   index_t ld_dyt;
   float* acc;              // [T][NB*L]: added to (or overwritten when zero_start)
   bool zero_start;
+  bool add_to;             // with zero_start: acc = acc + (the sum from zero)
   index_t nimg;            // images summed in order (x and dyt advance by xs, ds)
   index_t xs, ds;
 };

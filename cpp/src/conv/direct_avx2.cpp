@@ -20,6 +20,7 @@ inline vec vzero() { return _mm256_setzero_ps(); }
 inline vec vload(const float* p) { return _mm256_loadu_ps(p); }
 inline vec vbcast(const float* p) { return _mm256_broadcast_ss(p); }
 inline vec vfma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline vec vadd(vec a, vec b) { return _mm256_add_ps(a, b); }
 inline void vstore(float* p, vec v) { _mm256_storeu_ps(p, v); }
 
 // In-register transpose of an 8 x 8 block (r[i] = row i -> r[j] = column j).

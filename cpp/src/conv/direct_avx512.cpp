@@ -20,6 +20,7 @@ inline vec vzero() { return _mm512_setzero_ps(); }
 inline vec vload(const float* p) { return _mm512_loadu_ps(p); }
 inline vec vbcast(const float* p) { return _mm512_set1_ps(*p); }
 inline vec vfma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline vec vadd(vec a, vec b) { return _mm512_add_ps(a, b); }
 inline void vstore(float* p, vec v) { _mm512_storeu_ps(p, v); }
 
 // In-register transpose of a 16 x 16 block (r[i] = row i -> r[j] = column j).

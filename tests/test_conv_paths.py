@@ -187,3 +187,23 @@ def test_direct_input_channel_blocks_and_two_row_tiles(isa, rng, isa_path):
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         wt = (rng.standard_normal((oc, c) + k) / np.sqrt(c)).astype(np.float32)
         check(x, wt, rng.standard_normal(oc).astype(np.float32), s, p, (1, 1), 1, rng)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_weight_gradient_fold_bitwise_across_threads(isa, rng, threads, isa_path):
+    """17 images: 5 chunks of dW partials. On 1 thread every chunk is folded into chunk 0's
+    partial as it finishes (in the tile's final store); on 2 threads the first thread folds
+    chunk 1 that way and the rest go through the separate fold. Same bits either way."""
+    use_isa(isa)
+    x = rng.standard_normal((17, 8, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((17, 16, 6, 7)).astype(np.float32)
+    got = []
+    for t in (1, 2):
+        neuropil.set_num_threads(t)
+        got.append(F.conv2d_backward(x, w, dy, 1, 1, need_input=False))
+    for a, b_ in zip(got[0][1:], got[1][1:]):
+        np.testing.assert_array_equal(a, b_)
+    rdx, rdw, rdb = conv2d_grouped_backward_ref(x, w, dy, (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(got[0][1], rdw, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(got[0][2], rdb, rtol=1e-3, atol=1e-3)

@@ -453,25 +453,28 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
         for (index_t i = i0; i < i1; ++i) partials[i] += src[i];
       }
     });
-  const index_t nw = want_w ? g.OC * Kg : 0;
-  const index_t nout = nw + (want_b ? g.OC : 0);
-  parallel_for(nout, nout < 100000 ? 1 : get_num_threads(), [&](index_t b, index_t e) {
-    for (index_t i = b; i < e; ++i) {
-      float* dst;
-      index_t src;
-      if (i < nw) {
-        const index_t oc = i / Kg, t = i % Kg, gi = oc / OCg, o = oc % OCg;
-        const OcBlock* blk = &wblocks[0];
-        for (const OcBlock& bb : wblocks)
-          if (o >= bb.oc0) blk = &bb;
-        src = gi * gsize_w + blk->woff + t * blk->nb * L + (o - blk->oc0);
-        dst = dw + i;
-      } else {
-        src = (want_w ? G * gsize_w : 0) + (i - nw);
-        dst = db + (i - nw);
+  // One output channel per item: its taps are strided by nb*L in the packed
+  // partial and contiguous in dw [OC, Cg*KH*KW]; db follows the channels.
+  const index_t nrows = g.OC + (want_b ? 1 : 0);
+  parallel_for(nrows, double(psize) < 1e5 ? 1 : get_num_threads(), [&](index_t b, index_t e) {
+    for (index_t oc = b; oc < e; ++oc) {
+      if (oc == g.OC) {  // the bias row
+        const float* src = partials + (want_w ? G * gsize_w : 0);
+        for (index_t i = 0; i < g.OC; ++i) db[i] = beta == 0.0f ? src[i] : beta * db[i] + src[i];
+        continue;
       }
-      const float s = partials[src];
-      *dst = beta == 0.0f ? s : beta * *dst + s;
+      if (!want_w) continue;
+      const index_t gi = oc / OCg, o = oc % OCg;
+      const OcBlock* blk = &wblocks[0];
+      for (const OcBlock& bb : wblocks)
+        if (o >= bb.oc0) blk = &bb;
+      const index_t step = blk->nb * L;
+      const float* src = partials + gi * gsize_w + blk->woff + (o - blk->oc0);
+      float* dst = dw + oc * Kg;
+      if (beta == 0.0f)
+        for (index_t t = 0; t < Kg; ++t) dst[t] = src[t * step];
+      else
+        for (index_t t = 0; t < Kg; ++t) dst[t] = beta * dst[t] + src[t * step];
     }
   });
 }

@@ -223,8 +223,11 @@ const DirectKernels& kernels_for_active_isa() { return kernels_for(active_isa())
 
 void pad_planes(const float* src, index_t C, index_t H, index_t W, index_t top, index_t left,
                 index_t Hp, index_t Wp, float* dst) {
-  // Plain loops, no library call per row: the planes of small layers have
-  // rows of a few floats, where three calls per row cost more than the copy.
+  const DirectKernels& k = kernels_for_active_isa();
+  if (k.pad) {  // vector stores under AVX2/AVX-512
+    k.pad(src, C, H, W, top, left, Hp, Wp, dst);
+    return;
+  }
   const index_t s0 = std::max<index_t>(0, -left), s1 = std::min<index_t>(W, Wp - left);
   const index_t r0 = std::max<index_t>(0, top), r1 = std::min<index_t>(Hp, H + top);
   const index_t d0 = s0 + left, d1 = s1 + left, n = s1 - s0;

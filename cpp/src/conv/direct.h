@@ -107,6 +107,11 @@ using pl_dw_tile_fn = void (*)(const PlDwTile&);
 using dw_tile_fn = void (*)(const DwTile&);
 using transpose_fn = void (*)(const float* src, index_t lds, index_t rows, index_t cols,
                               float* dst, index_t ldd);
+// pad_planes (contract below) with vector stores: a plane of a small layer
+// has rows of a few floats, where a copy loop or a library call per row cost
+// ~15 cycles a row.
+using pad_fn = void (*)(const float* src, index_t C, index_t H, index_t W, index_t top,
+                        index_t left, index_t Hp, index_t Wp, float* dst);
 
 constexpr int kMaxNB = 4;
 constexpr int kMaxUR = 28;
@@ -125,6 +130,7 @@ struct DirectKernels {
   // dw[s][nb - 1][t - 1]
   dw_tile_fn dw[2][kMaxNB][kMaxT] = {};
   transpose_fn transpose = nullptr;
+  pad_fn pad = nullptr;
   // pl_fwd[no - 1][v - 1], pl_dw[no - 1][t - 1] (null where registers do not suffice)
   pl_fwd_tile_fn pl_fwd[kMaxPlNo][kMaxPlV] = {};
   pl_dw_tile_fn pl_dw[kMaxPlDwNo][kMaxT] = {};

@@ -67,6 +67,36 @@ void transpose(const float* src, index_t lds, index_t rows, index_t cols, float*
   }
 }
 
+// dst [C][Hp][Wp] = src [C][H][W] shifted by (top, left), zeros elsewhere
+// (pad_fn of direct.h): each plane zeroed with full vectors, then each
+// source row segment copied with a masked tail.
+void pad(const float* src, index_t C, index_t H, index_t W, index_t top, index_t left,
+         index_t Hp, index_t Wp, float* dst) {
+  const index_t s0 = std::max<index_t>(0, -left), s1 = std::min<index_t>(W, Wp - left);
+  const index_t r0 = std::max<index_t>(0, top), r1 = std::min<index_t>(Hp, H + top);
+  const index_t n = s1 - s0, plane = Hp * Wp;
+  const __m256 z = _mm256_setzero_ps();
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (index_t c = 0; c < C; ++c) {
+    float* dc = dst + c * plane;
+    index_t i = 0;
+    for (; i + 8 <= plane; i += 8) _mm256_storeu_ps(dc + i, z);
+    for (; i < plane; ++i) dc[i] = 0.0f;
+    if (n <= 0) continue;
+    const float* sc = src + c * H * W + s0;
+    for (index_t r = r0; r < r1; ++r) {
+      const float* sr = sc + (r - top) * W;
+      float* d = dc + r * Wp + s0 + left;
+      index_t j = 0;
+      for (; j + 8 <= n; j += 8) _mm256_storeu_ps(d + j, _mm256_loadu_ps(sr + j));
+      if (j < n) {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n - j)), lane);
+        _mm256_maskstore_ps(d + j, m, _mm256_maskload_ps(sr + j, m));
+      }
+    }
+  }
+}
+
 #include "direct_kernels.inc"
 
 }  // namespace

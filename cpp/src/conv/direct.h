@@ -112,6 +112,9 @@ using transpose_fn = void (*)(const float* src, index_t lds, index_t rows, index
 // ~15 cycles a row.
 using pad_fn = void (*)(const float* src, index_t C, index_t H, index_t W, index_t top,
                         index_t left, index_t Hp, index_t Wp, float* dst);
+// dst[r * ldd + j] = src[r * lds + j] for r < rows, j < cols (vector rows, masked tails).
+using copy_rows_fn = void (*)(const float* src, index_t lds, index_t rows, index_t cols,
+                              float* dst, index_t ldd);
 
 constexpr int kMaxNB = 4;
 constexpr int kMaxUR = 28;
@@ -131,6 +134,7 @@ struct DirectKernels {
   dw_tile_fn dw[2][kMaxNB][kMaxT] = {};
   transpose_fn transpose = nullptr;
   pad_fn pad = nullptr;
+  copy_rows_fn copy_rows = nullptr;
   // pl_fwd[no - 1][v - 1], pl_dw[no - 1][t - 1] (null where registers do not suffice)
   pl_fwd_tile_fn pl_fwd[kMaxPlNo][kMaxPlV] = {};
   pl_dw_tile_fn pl_dw[kMaxPlDwNo][kMaxT] = {};

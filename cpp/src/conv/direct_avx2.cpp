@@ -97,6 +97,21 @@ void pad(const float* src, index_t C, index_t H, index_t W, index_t top, index_t
   }
 }
 
+void copy_rows(const float* src, index_t lds, index_t rows, index_t cols, float* dst,
+               index_t ldd) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (index_t r = 0; r < rows; ++r) {
+    const float* s = src + r * lds;
+    float* d = dst + r * ldd;
+    index_t j = 0;
+    for (; j + 8 <= cols; j += 8) _mm256_storeu_ps(d + j, _mm256_loadu_ps(s + j));
+    if (j < cols) {
+      const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(cols - j)), lane);
+      _mm256_maskstore_ps(d + j, m, _mm256_maskload_ps(s + j, m));
+    }
+  }
+}
+
 #include "direct_kernels.inc"
 
 }  // namespace

@@ -114,6 +114,20 @@ void pad(const float* src, index_t C, index_t H, index_t W, index_t top, index_t
   }
 }
 
+void copy_rows(const float* src, index_t lds, index_t rows, index_t cols, float* dst,
+               index_t ldd) {
+  for (index_t r = 0; r < rows; ++r) {
+    const float* s = src + r * lds;
+    float* d = dst + r * ldd;
+    index_t j = 0;
+    for (; j + 16 <= cols; j += 16) _mm512_storeu_ps(d + j, _mm512_loadu_ps(s + j));
+    if (j < cols) {
+      const __mmask16 m = first_n(cols - j);
+      _mm512_mask_storeu_ps(d + j, m, _mm512_maskz_loadu_ps(m, s + j));
+    }
+  }
+}
+
 #include "direct_kernels.inc"
 
 }  // namespace

@@ -87,11 +87,7 @@ void planar_image(const PlanarConv& pc, const float* xin, const float* wpk, cons
       k.pl_fwd[no - 1][v1 - v0 - 1](a);
     }
     for (index_t o = 0; o < no; ++o)
-      for (index_t oh = 0; oh < pc.OH; ++oh) {
-        float* d = y + ((o0 + o) * pc.OH + oh) * pc.OW;
-        const float* sr = stage + o * ldo + oh * Wp;
-        for (index_t j = 0; j < pc.OW; ++j) d[j] = sr[j];
-      }
+      k.copy_rows(stage + o * ldo, Wp, pc.OH, pc.OW, y + (o0 + o) * pc.OH * pc.OW, pc.OW);
   }
 }
 
@@ -209,11 +205,7 @@ void planar_backward(const float* x, const float* w, const float* dy, const Conv
           for (index_t o0 = 0; o0 < OCg; o0 += max_no) {
             const int no = int(std::min<index_t>(max_no, OCg - o0));
             for (index_t o = 0; o < no; ++o)
-              for (index_t oh = 0; oh < OH; ++oh) {
-                float* d = dyf + o * ldy + oh * Wp;
-                const float* sr = dyi + (o0 + o) * OHW + oh * OW;
-                for (index_t j = 0; j < OW; ++j) d[j] = sr[j];
-              }
+              k.copy_rows(dyi + (o0 + o) * OHW, OW, OH, OW, dyf + o * ldy, Wp);
             const int max_t = [&] {
               int t = kMaxT;
               while (t > 1 && !k.pl_dw[no - 1][t - 1]) --t;

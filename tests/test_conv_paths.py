@@ -207,3 +207,35 @@ def test_weight_gradient_fold_bitwise_across_threads(isa, rng, threads, isa_path
     rdx, rdw, rdb = conv2d_grouped_backward_ref(x, w, dy, (1, 1), (1, 1), (1, 1), 1)
     np.testing.assert_allclose(got[0][1], rdw, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(got[0][2], rdb, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_stride2_input_gradient_by_phase(isa, rng, isa_path):
+    """dX at stride 2 (dilation 1) as four stride-1 phase convolutions: every kernel parity,
+    padding that crops a phase's gradient, sizes 1 and 2, odd and even, phases no tap reaches
+    (1x1 kernels), groups."""
+    use_isa(isa)
+    for (h, w), (kh, kw), (ph, pw), groups in [
+            ((7, 8), (3, 3), (1, 1), 1), ((8, 7), (2, 2), (0, 0), 1), ((5, 5), (1, 1), (0, 0), 1),
+            ((9, 6), (4, 4), (1, 2), 1), ((6, 9), (5, 5), (2, 2), 2), ((1, 2), (1, 3), (0, 1), 1),
+            ((2, 1), (3, 1), (1, 0), 2), ((6, 6), (3, 3), (3, 3), 1), ((11, 13), (3, 2), (1, 1), 1),
+            ((4, 4), (2, 3), (1, 0), 4)]:
+        c, oc = 4, 8
+        x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+        wt = rng.standard_normal((oc, c // groups, kh, kw)).astype(np.float32)
+        if (h + 2 * ph - kh) < 0 or (w + 2 * pw - kw) < 0:
+            continue
+        check(x, wt, None, (2, 2), (ph, pw), (1, 1), groups, rng)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_stride2_input_gradient_bitwise_across_threads(isa, rng, threads, isa_path):
+    use_isa(isa)
+    x = rng.standard_normal((9, 8, 15, 14)).astype(np.float32)
+    w = rng.standard_normal((24, 8, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((9, 24, 8, 7)).astype(np.float32)
+    got = []
+    for t in (1, 2):
+        neuropil.set_num_threads(t)
+        got.append(F.conv2d_backward(x, w, dy, 2, 1, need_weight=False, need_bias=False)[0])
+    np.testing.assert_array_equal(got[0], got[1])

@@ -217,6 +217,60 @@ Buffer& shared_buffer(int which) {
   return b[which];
 }
 
+// Stride-2 input gradient (dilation 1) by output phase: the dx rows h with
+// (h + PH) % 2 == a receive only the taps kh = a + 2j, from dy row
+// (h + PH - kh) / 2; so with h = 2m + h0, each of the four (row, column)
+// phases is a stride-1 convolution of dy, padded by (Ja - 1 - e), with the
+// flipped sub-kernel w[o][c][a + 2(Ja-1-j')][b + 2(Kb-1-k')], whose output
+// [Cg][Hm][Wn] is then spread over dx at stride 2. No column buffer.
+struct DxPhase {
+  index_t h0 = 0, w0 = 0;     // first dx row / column of the phase
+  index_t Hm = 0, Wn = 0;     // its rows and columns
+  index_t Ja = 0, Kb = 0;     // taps of the sub-kernel
+  index_t top = 0, left = 0;  // padding of dy (negative: cropped)
+  std::vector<OcBlock> blocks;
+  index_t gsize = 0, woff = 0;  // packed weights per group, offset of the phase's
+};
+
+// Sets up the four phases of geometry g (SH = SW = 2, DH = DW = 1) and packs
+// their weights into dst (returns the floats needed when dst is null).
+index_t plan_dx_phases(const ConvGeom& g, int L, int max_nb, const float* w, float* dst,
+                       DxPhase* ph) {
+  const index_t G = g.G, Cg = g.C / G, OCg = g.OC / G;
+  index_t total = 0;
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 2; ++b) {
+      DxPhase& p = ph[2 * a + b];
+      p.h0 = ((a - g.PH) % 2 + 2) % 2;
+      p.w0 = ((b - g.PW) % 2 + 2) % 2;
+      p.Hm = p.h0 < g.H ? (g.H - p.h0 + 1) / 2 : 0;
+      p.Wn = p.w0 < g.W ? (g.W - p.w0 + 1) / 2 : 0;
+      p.Ja = a < g.KH ? (g.KH - a + 1) / 2 : 0;
+      p.Kb = b < g.KW ? (g.KW - b + 1) / 2 : 0;
+      p.top = p.Ja - 1 - (p.h0 + g.PH - a) / 2;
+      p.left = p.Kb - 1 - (p.w0 + g.PW - b) / 2;
+      const index_t taps = p.Ja * p.Kb;
+      if (taps == 0 || p.Hm == 0 || p.Wn == 0) continue;
+      p.blocks = plan_blocks(Cg, L, max_nb, OCg * taps);
+      p.gsize = packed_size(p.blocks, OCg * taps, L);
+      p.woff = total;
+      total += G * p.gsize;
+      if (!dst) continue;
+      // the phase's forward weights [G*Cg][OCg][Ja][Kb], then packed
+      std::vector<float> wp(G * Cg * OCg * taps);
+      for (index_t gi = 0; gi < G; ++gi)
+        for (index_t c = 0; c < Cg; ++c)
+          for (index_t o = 0; o < OCg; ++o)
+            for (index_t j = 0; j < p.Ja; ++j)
+              for (index_t q = 0; q < p.Kb; ++q)
+                wp[(((gi * Cg + c) * OCg + o) * p.Ja + j) * p.Kb + q] =
+                    w[(((gi * OCg + o) * Cg + c) * g.KH + a + 2 * (p.Ja - 1 - j)) * g.KW + b +
+                      2 * (p.Kb - 1 - q)];
+      pack_weights(wp.data(), G, Cg, OCg, p.Ja, p.Kb, p.blocks, L, false, dst + p.woff, p.gsize);
+    }
+  return total;
+}
+
 }  // namespace
 
 const DirectKernels& kernels_for_active_isa() { return kernels_for(active_isa()); }
@@ -309,7 +363,9 @@ void direct_forward(const float* x, const float* w, const float* bias, const Con
   });
 }
 
-bool direct_dx_supported(const ConvGeom& g) { return g.SH == 1 && g.SW == 1; }
+bool direct_dx_supported(const ConvGeom& g) {
+  return (g.SH == 1 && g.SW == 1) || (g.SH == 2 && g.SW == 2 && g.DH == 1 && g.DW == 1);
+}
 
 void direct_backward(const float* x, const float* w, const float* dy, const ConvGeom& g,
                      float* dx, float* dw, float* db, float beta) {
@@ -344,7 +400,13 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
   const index_t top = g.DH * (g.KH - 1) - g.PH, left = g.DW * (g.KW - 1) - g.PW;
   const index_t Hq = g.H + g.DH * (g.KH - 1), Wq = g.W + g.DW * (g.KW - 1);
   float* wflip = nullptr;
-  if (dx_direct) {
+  const bool dx_phases = dx_direct && g.SH == 2;
+  DxPhase phases[4];
+  if (dx_phases) {
+    const index_t need = plan_dx_phases(g, L, fwd_max_nb(k), w, nullptr, phases);
+    wflip = shared_buffer(4).get<float>(need);
+    plan_dx_phases(g, L, fwd_max_nb(k), w, wflip, phases);
+  } else if (dx_direct) {
     wflip = shared_buffer(4).get<float>(G * gsize_x);
     pack_weights(w, G, OCg, Cg, g.KH, g.KW, xblocks, L, true, wflip, gsize_x);
   }
@@ -417,7 +479,31 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
               pb[o] = n == n0 ? sum : pb[o] + sum;
             }
           }
-          if (dx_direct) {
+          if (dx_phases) {
+            float* dxi = dx + (n * g.C + gi * Cg) * HW;
+            float* out = shared_buffer(7).get<float>(Cg * ((g.H + 1) / 2) * ((g.W + 1) / 2));
+            for (const DxPhase& ph : phases) {
+              if (ph.Hm == 0 || ph.Wn == 0) continue;
+              if (ph.Ja * ph.Kb == 0) {  // no tap reaches these positions
+                for (index_t c = 0; c < Cg; ++c)
+                  for (index_t m = 0; m < ph.Hm; ++m)
+                    for (index_t q = 0; q < ph.Wn; ++q)
+                      dxi[c * HW + (2 * m + ph.h0) * g.W + 2 * q + ph.w0] = 0.0f;
+                continue;
+              }
+              const index_t Hs = ph.Hm + ph.Ja - 1, Ws = ph.Wn + ph.Kb - 1;
+              pad_planes(dyi, OCg, OH, OW, ph.top, ph.left, Hs, Ws, dypad);
+              ImageConv p{&k, OCg, ph.Ja, ph.Kb, 1, 1, 1, 1, ph.Hm, ph.Wn, &ph.blocks,
+                          wflip + ph.woff + gi * ph.gsize, nullptr, 0};
+              conv_image(p, dypad, Hs * Ws, Ws, out, ph.Hm * ph.Wn, rowbuf);
+              for (index_t c = 0; c < Cg; ++c)
+                for (index_t m = 0; m < ph.Hm; ++m) {
+                  const float* src = out + (c * ph.Hm + m) * ph.Wn;
+                  float* d = dxi + c * HW + (2 * m + ph.h0) * g.W + ph.w0;
+                  for (index_t q = 0; q < ph.Wn; ++q) d[2 * q] = src[q];
+                }
+            }
+          } else if (dx_direct) {
             pad_planes(dyi, OCg, OH, OW, top, left, Hq, Wq, dypad);
             ImageConv p{&k, OCg, g.KH, g.KW, g.DH, g.DW, 1, 1, g.H, g.W, &xblocks,
                         wflip + gi * gsize_x, nullptr, 0};

@@ -3,18 +3,22 @@
 //
 // Forward, per image and group: the input is copied once into a zero-padded
 // plane set (skipped without padding); for each block of NB*L output
-// channels, every output row is covered by tiles of UR positions whose
-// results (channels in lanes) go to a small row buffer, transposed into the
-// NCHW output a few rows at a time. Weights are packed once per call with the
-// channels innermost.
+// channels, every output row (two rows when a row is narrower than the
+// register tile) is covered by tiles of UR positions whose results (channels
+// in lanes) go to a small row buffer, transposed into the NCHW output a few
+// rows at a time; input channels go in blocks whose packed weights stay in
+// L1. Weights are packed once per call with the channels innermost. The next
+// item's input and output are prefetched a slice per tile call.
 //
 // Backward, per chunk of kConvChunk images (chunks split over threads):
-//   dW: the output gradient of each image is transposed to [positions][channels]
-//       and tiles of T taps x NB*L channels accumulate over its positions into
-//       the chunk's partial; partials are folded in chunk order at the end, so
+//   dW: the output gradients of the chunk are transposed to
+//       [positions][channels] and tiles of T taps x NB*L channels accumulate
+//       over their positions into the chunk's partial; partials are summed in
+//       chunk order (the first thread's as it goes, the rest at the end), so
 //       dW is bitwise identical for any thread count;
 //   dX (stride 1): the convolution of the padded output gradient with the
-//       flipped, transposed weights, by the forward tiles.
+//       flipped, transposed weights, by the forward tiles; at stride 2, four
+//       such convolutions, one per output phase (DxPhase).
 #include <algorithm>
 #include <cstring>
 #include <vector>

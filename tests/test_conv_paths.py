@@ -211,9 +211,9 @@ def test_weight_gradient_fold_bitwise_across_threads(isa, rng, threads, isa_path
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_stride2_input_gradient_by_phase(isa, rng, isa_path):
-    """dX at stride 2 (dilation 1) as four stride-1 phase convolutions: every kernel parity,
-    padding that crops a phase's gradient, sizes 1 and 2, odd and even, phases no tap reaches
-    (1x1 kernels), groups."""
+    """dX at stride 2 (dilation 1) as four stride-1 phase convolutions (AVX-512, kernels of
+    at least 2x2; the others run im2col + GEMM): every kernel parity, padding that crops a
+    phase's gradient, sizes 1 and 2, odd and even, groups."""
     use_isa(isa)
     for (h, w), (kh, kw), (ph, pw), groups in [
             ((7, 8), (3, 3), (1, 1), 1), ((8, 7), (2, 2), (0, 0), 1), ((5, 5), (1, 1), (0, 0), 1),

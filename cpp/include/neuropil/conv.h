@@ -30,9 +30,9 @@
 //   broadcast straight from the (padded) image, no column buffer; dW by tiles
 //   of taps x channels over the output gradient transposed to
 //   [positions][channels]; dX, at stride 1, as the convolution of the padded
-//   output gradient with the flipped weights, at stride 2 (dilation 1) as
-//   four such stride-1 convolutions, one per (row, column) parity of dx,
-//   with the taps of that parity.
+//   output gradient with the flipped weights, at stride 2 (dilation 1,
+//   AVX-512, kernels of at least 2x2) as four such stride-1 convolutions,
+//   one per (row, column) parity of dx, with the taps of that parity.
 // - reference (every dtype, ISA and geometry): im2col + GEMM per image and
 //   group. 1x1 kernels with stride 1, padding 0 skip im2col (cols_n is x_n).
 //

@@ -146,8 +146,8 @@ struct DirectKernels {
 bool direct_supported(const ConvGeom& g);
 void direct_forward(const float* x, const float* w, const float* bias, const ConvGeom& g,
                     float* y);
-// dw/db (and dx, when direct_dx_supported: stride 1, or stride 2 with
-// dilation 1) as conv2d_backward;
+// dw/db (and dx, when direct_dx_supported: stride 1, or under AVX-512 stride
+// 2 with dilation 1 and kernels of at least 2x2) as conv2d_backward;
 // dx must be null when the direct path cannot compute it.
 bool direct_dx_supported(const ConvGeom& g);
 void direct_backward(const float* x, const float* w, const float* dy, const ConvGeom& g,

@@ -172,3 +172,70 @@ def test_grouped_conv_matches_torch(rng):
         ty = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
                                         torch.from_numpy(b), s, 1, 1, groups)
         np.testing.assert_allclose(y, ty.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_direct_input_channel_blocks_and_two_row_tiles(isa, rng, isa_path):
+    """Enough input channels that the forward tiles run in input-channel blocks (starting
+    from the row buffer after the first), forward and input gradient, with two-row tiles
+    (rows narrower than the register tile, odd row counts) and stride-2 columns."""
+    use_isa(isa)
+    for n, c, h, w, oc, k, s, p in [(2, 37, 5, 6, 20, (3, 3), (1, 1), (1, 1)),
+                                    (1, 64, 7, 7, 40, (3, 3), (1, 1), (1, 1)),
+                                    (2, 33, 9, 11, 17, (3, 2), (2, 2), (1, 0)),
+                                    (1, 50, 3, 4, 33, (1, 1), (1, 1), (0, 0))]:
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        wt = (rng.standard_normal((oc, c) + k) / np.sqrt(c)).astype(np.float32)
+        check(x, wt, rng.standard_normal(oc).astype(np.float32), s, p, (1, 1), 1, rng)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_weight_gradient_fold_bitwise_across_threads(isa, rng, threads, isa_path):
+    """17 images: 5 chunks of dW partials. On 1 thread every chunk is folded into chunk 0's
+    partial as it finishes (in the tile's final store); on 2 threads the first thread folds
+    chunk 1 that way and the rest go through the separate fold. Same bits either way."""
+    use_isa(isa)
+    x = rng.standard_normal((17, 8, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((17, 16, 6, 7)).astype(np.float32)
+    got = []
+    for t in (1, 2):
+        neuropil.set_num_threads(t)
+        got.append(F.conv2d_backward(x, w, dy, 1, 1, need_input=False))
+    for a, b_ in zip(got[0][1:], got[1][1:]):
+        np.testing.assert_array_equal(a, b_)
+    rdx, rdw, rdb = conv2d_grouped_backward_ref(x, w, dy, (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(got[0][1], rdw, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(got[0][2], rdb, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_stride2_input_gradient_by_phase(isa, rng, isa_path):
+    """dX at stride 2 (dilation 1) as four stride-1 phase convolutions (AVX-512, kernels of
+    at least 2x2; the others run im2col + GEMM): every kernel parity, padding that crops a
+    phase's gradient, sizes 1 and 2, odd and even, groups."""
+    use_isa(isa)
+    for (h, w), (kh, kw), (ph, pw), groups in [
+            ((7, 8), (3, 3), (1, 1), 1), ((8, 7), (2, 2), (0, 0), 1), ((5, 5), (1, 1), (0, 0), 1),
+            ((9, 6), (4, 4), (1, 2), 1), ((6, 9), (5, 5), (2, 2), 2), ((1, 2), (1, 3), (0, 1), 1),
+            ((2, 1), (3, 1), (1, 0), 2), ((6, 6), (3, 3), (3, 3), 1), ((11, 13), (3, 2), (1, 1), 1),
+            ((4, 4), (2, 3), (1, 0), 4)]:
+        c, oc = 4, 8
+        x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+        wt = rng.standard_normal((oc, c // groups, kh, kw)).astype(np.float32)
+        if (h + 2 * ph - kh) < 0 or (w + 2 * pw - kw) < 0:
+            continue
+        check(x, wt, None, (2, 2), (ph, pw), (1, 1), groups, rng)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_stride2_input_gradient_bitwise_across_threads(isa, rng, threads, isa_path):
+    use_isa(isa)
+    x = rng.standard_normal((9, 8, 15, 14)).astype(np.float32)
+    w = rng.standard_normal((24, 8, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((9, 24, 8, 7)).astype(np.float32)
+    got = []
+    for t in (1, 2):
+        neuropil.set_num_threads(t)
+        got.append(F.conv2d_backward(x, w, dy, 2, 1, need_weight=False, need_bias=False)[0])
+    np.testing.assert_array_equal(got[0], got[1])

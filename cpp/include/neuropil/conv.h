@@ -19,13 +19,20 @@
 //     db += rowsum(dy_n)             [OCg]
 //     dx_n = col2im(W^T @ dy_n)      [Cg, H, W]
 //
-// Two implementations, chosen per call:
+// Three implementations, chosen per call (and per gradient in backward):
+// - planar (float32 under AVX2/AVX-512, stride 1, few channels per group:
+//   cpp/src/conv/planar.cpp): output positions in the vector lanes over
+//   zero-padded planes; forward when a group has fewer than L/2 outputs
+//   (depthwise, a head with a few maps), dX when it has fewer than L/2
+//   inputs (a first layer), dW/db when it has one input (depthwise);
 // - direct (float32 under the AVX2 and AVX-512 kernel families, column stride
 //   1 or 2; cpp/src/conv/direct.h): output channels in vector lanes, taps
 //   broadcast straight from the (padded) image, no column buffer; dW by tiles
 //   of taps x channels over the output gradient transposed to
 //   [positions][channels]; dX, at stride 1, as the convolution of the padded
-//   output gradient with the flipped weights.
+//   output gradient with the flipped weights, at stride 2 (dilation 1,
+//   AVX-512, kernels of at least 2x2) as four such stride-1 convolutions,
+//   one per (row, column) parity of dx, with the taps of that parity.
 // - reference (every dtype, ISA and geometry): im2col + GEMM per image and
 //   group. 1x1 kernels with stride 1, padding 0 skip im2col (cols_n is x_n).
 //

@@ -335,7 +335,9 @@ void col2im(const double* cols, const ConvGeom& g, double* x) noexcept { col2im_
 
 void conv2d_forward(const float* x, const float* w, const float* b, const ConvGeom& g,
                     float* y) noexcept {
-  if (conv_detail::direct_supported(g))
+  if (conv_detail::planar_forward_supported(g))
+    conv_detail::planar_forward(x, w, b, g, y);
+  else if (conv_detail::direct_supported(g))
     conv_detail::direct_forward(x, w, b, g, y);
   else
     forward(x, w, b, g, y);
@@ -346,6 +348,15 @@ void conv2d_forward(const double* x, const double* w, const double* b, const Con
 }
 void conv2d_backward(const float* x, const float* w, const float* dy, const ConvGeom& g,
                      float* dx, float* dw, float* db, float beta) noexcept {
+  // Planar tiles first (few channels per group), then direct, then im2col + GEMM.
+  const bool planar_dx = dx && conv_detail::planar_dx_supported(g);
+  const bool planar_w = (dw || db) && conv_detail::planar_dw_supported(g);
+  if (planar_dx || planar_w)
+    conv_detail::planar_backward(x, w, dy, g, planar_dx ? dx : nullptr, planar_w ? dw : nullptr,
+                                 planar_w ? db : nullptr, beta);
+  if (planar_dx) dx = nullptr;
+  if (planar_w) dw = db = nullptr;
+  if (!dx && !dw && !db) return;
   if (!conv_detail::direct_supported(g)) {
     backward(x, w, dy, g, dx, dw, db, beta);
     return;

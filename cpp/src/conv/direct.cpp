@@ -3,18 +3,22 @@
 //
 // Forward, per image and group: the input is copied once into a zero-padded
 // plane set (skipped without padding); for each block of NB*L output
-// channels, every output row is covered by tiles of UR positions whose
-// results (channels in lanes) go to a small row buffer, transposed into the
-// NCHW output a few rows at a time. Weights are packed once per call with the
-// channels innermost.
+// channels, every output row (two rows when a row is narrower than the
+// register tile) is covered by tiles of UR positions whose results (channels
+// in lanes) go to a small row buffer, transposed into the NCHW output a few
+// rows at a time; input channels go in blocks whose packed weights stay in
+// L1. Weights are packed once per call with the channels innermost. The next
+// item's input and output are prefetched a slice per tile call.
 //
 // Backward, per chunk of kConvChunk images (chunks split over threads):
-//   dW: the output gradient of each image is transposed to [positions][channels]
-//       and tiles of T taps x NB*L channels accumulate over its positions into
-//       the chunk's partial; partials are folded in chunk order at the end, so
+//   dW: the output gradients of the chunk are transposed to
+//       [positions][channels] and tiles of T taps x NB*L channels accumulate
+//       over their positions into the chunk's partial; partials are summed in
+//       chunk order (the first thread's as it goes, the rest at the end), so
 //       dW is bitwise identical for any thread count;
 //   dX (stride 1): the convolution of the padded output gradient with the
-//       flipped, transposed weights, by the forward tiles.
+//       flipped, transposed weights, by the forward tiles; at stride 2, four
+//       such convolutions, one per output phase (DxPhase).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -96,29 +100,6 @@ std::vector<RowTile> plan_row(index_t OW, int max_ur) {
   return out;
 }
 
-// dst [C][Hp][Wp] = src [C][H][W] shifted by (top, left) with zeros around
-// (top/left may be negative: the source is then cropped).
-void pad_planes(const float* src, index_t C, index_t H, index_t W, index_t top, index_t left,
-                index_t Hp, index_t Wp, float* dst) {
-  const index_t s0 = std::max<index_t>(0, -left), s1 = std::min<index_t>(W, Wp - left);
-  for (index_t c = 0; c < C; ++c) {
-    const float* sc = src + c * H * W;
-    float* dc = dst + c * Hp * Wp;
-    for (index_t r = 0; r < Hp; ++r) {
-      float* d = dc + r * Wp;
-      const index_t h = r - top;
-      if (h < 0 || h >= H || s1 <= s0) {
-        std::memset(d, 0, sizeof(float) * Wp);
-        continue;
-      }
-      const index_t d0 = s0 + left, d1 = s1 + left;
-      std::memset(d, 0, sizeof(float) * d0);
-      std::memcpy(d + d0, sc + h * W + s0, sizeof(float) * (s1 - s0));
-      std::memset(d + d1, 0, sizeof(float) * (Wp - d1));
-    }
-  }
-}
-
 // One image of one group through the forward tiles:
 //   y[o * ldy + oh * OW + ow] (o < OCg) = conv of the input planes xin
 //   ([Cin] planes of stride cs, rows of stride rs, already padded so that
@@ -130,10 +111,17 @@ struct ImageConv {
   const float* wpk;   // packed weights of the group
   const float* bpk;   // packed bias of the group (null: none)
   index_t bstride;    // bias lanes per block offset = oc0 (packed like oc)
+  // Memory the next item will read and write (null: none), prefetched a
+  // slice after each tile call.
+  const float* next_in = nullptr;
+  index_t next_in_floats = 0;
+  const float* next_out = nullptr;
+  index_t next_out_floats = 0;
 };
 
 constexpr index_t kRowBufFloats = 4096;  // row buffer: 16 KiB
 constexpr index_t kMaxTaps = 121;        // KH * KW up to 11 x 11
+constexpr index_t kFwdWeightBytes = 16384;  // packed weights per input-channel block
 
 void conv_image(const ImageConv& p, const float* xin, index_t cs, index_t rs, float* y,
                 index_t ldy, float* rowbuf) {
@@ -143,26 +131,53 @@ void conv_image(const ImageConv& p, const float* xin, index_t cs, index_t rs, fl
   index_t tap_off[kMaxTaps];
   for (index_t kh = 0; kh < p.KH; ++kh)
     for (index_t kw = 0; kw < p.KW; ++kw) tap_off[kh * p.KW + kw] = kh * p.DH * rs + kw * p.DW;
+  // about one tile call per (block, row, 14 positions): spread the prefetches over them
+  const index_t calls = index_t(p.blocks->size()) * p.OH * std::max<index_t>(1, p.OW / 14);
+  Prefetcher pf_in, pf_out;
+  if (p.next_in) pf_in.start(p.next_in, p.next_in_floats, calls);
+  if (p.next_out) pf_out.start(p.next_out, p.next_out_floats, calls);
   for (const OcBlock& blk : *p.blocks) {
     const index_t ld = blk.nb * L;
-    const int max_ur = std::min(kMaxUR, k.max_acc / blk.nb);
-    const std::vector<RowTile> tiles = plan_row(p.OW, max_ur);
-    const index_t rows = std::max<index_t>(1, kRowBufFloats / (p.OW * ld));
+    int max_ur = kMaxUR;
+    while (max_ur > 1 && !k.fwd[s][blk.nb - 1][max_ur - 1]) --max_ur;
+    // Rows narrower than the register tile go two at a time.
+    const bool two_rows = p.OW < max_ur && p.OH > 1 && k.fwd2[s][blk.nb - 1][0];
+    const std::vector<RowTile> tiles = plan_row(p.OW, two_rows ? max_ur / 2 : max_ur);
+    index_t rows = std::max<index_t>(1, kRowBufFloats / (p.OW * ld));
+    if (two_rows) rows = std::max<index_t>(2, rows & ~index_t(1));
+    // Input channels in blocks whose packed weights stay in L1 (the tile
+    // reads all of them for every group of positions).
+    const index_t KHW = p.KH * p.KW;
+    const index_t per_ch = KHW * ld * index_t(sizeof(float));
+    const index_t ncb = std::max<index_t>(1, (p.Cin * per_ch + kFwdWeightBytes - 1) / kFwdWeightBytes);
     for (index_t oh0 = 0; oh0 < p.OH; oh0 += rows) {
       const index_t oh1 = std::min(p.OH, oh0 + rows);
-      for (index_t oh = oh0; oh < oh1; ++oh) {
-        for (const RowTile& t : tiles) {
-          FwdTile a;
-          a.x = xin + oh * p.SH * rs + t.ow0 * p.SW;
-          a.cs = cs;
-          a.tap_off = tap_off;
-          a.C = p.Cin;
-          a.KHW = p.KH * p.KW;
-          a.w = p.wpk + blk.woff;
-          a.init = p.bpk ? p.bpk + blk.oc0 : nullptr;
-          a.out = rowbuf + ((oh - oh0) * p.OW + t.ow0) * ld;
-          a.ld_out = ld;
-          k.fwd[s][blk.nb - 1][t.ur - 1](a);
+      for (index_t cb = 0; cb < ncb; ++cb) {
+        const index_t c0 = p.Cin * cb / ncb, c1 = p.Cin * (cb + 1) / ncb;
+        for (index_t oh = oh0; oh < oh1;) {
+          const int r = two_rows && oh + 1 < oh1 ? 2 : 1;
+          for (const RowTile& t : tiles) {
+            FwdTile a;
+            a.x = xin + c0 * cs + oh * p.SH * rs + t.ow0 * p.SW;
+            a.cs = cs;
+            a.tap_off = tap_off;
+            a.C = c1 - c0;
+            a.KHW = KHW;
+            a.w = p.wpk + blk.woff + c0 * KHW * ld;
+            a.init = p.bpk ? p.bpk + blk.oc0 : nullptr;
+            a.out = rowbuf + ((oh - oh0) * p.OW + t.ow0) * ld;
+            a.ld_out = ld;
+            a.rs_row = p.SH * rs;
+            a.out_row = p.OW;
+            a.accumulate = cb > 0;
+            if (r == 2)
+              k.fwd2[s][blk.nb - 1][t.ur - 1](a);
+            else
+              k.fwd[s][blk.nb - 1][t.ur - 1](a);
+            pf_in.read_slice();
+            pf_out.write_slice();
+          }
+          oh += r;
         }
       }
       k.transpose(rowbuf, ld, (oh1 - oh0) * p.OW, blk.noc, y + blk.oc0 * ldy + oh0 * p.OW, ldy);
@@ -206,7 +221,94 @@ Buffer& shared_buffer(int which) {
   return b[which];
 }
 
-// Sum of r[0..n) in a fixed order (8 interleaved partial sums, folded pairwise).
+// Stride-2 input gradient (dilation 1) by output phase: the dx rows h with
+// (h + PH) % 2 == a receive only the taps kh = a + 2j, from dy row
+// (h + PH - kh) / 2; so with h = 2m + h0, each of the four (row, column)
+// phases is a stride-1 convolution of dy, padded by (Ja - 1 - e), with the
+// flipped sub-kernel w[o][c][a + 2(Ja-1-j')][b + 2(Kb-1-k')], whose output
+// [Cg][Hm][Wn] is then spread over dx at stride 2. No column buffer.
+struct DxPhase {
+  index_t h0 = 0, w0 = 0;     // first dx row / column of the phase
+  index_t Hm = 0, Wn = 0;     // its rows and columns
+  index_t Ja = 0, Kb = 0;     // taps of the sub-kernel
+  index_t top = 0, left = 0;  // padding of dy (negative: cropped)
+  std::vector<OcBlock> blocks;
+  index_t gsize = 0, woff = 0;  // packed weights per group, offset of the phase's
+};
+
+// Sets up the four phases of geometry g (SH = SW = 2, DH = DW = 1) and packs
+// their weights into dst (returns the floats needed when dst is null).
+index_t plan_dx_phases(const ConvGeom& g, int L, int max_nb, const float* w, float* dst,
+                       DxPhase* ph) {
+  const index_t G = g.G, Cg = g.C / G, OCg = g.OC / G;
+  index_t total = 0;
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 2; ++b) {
+      DxPhase& p = ph[2 * a + b];
+      p.h0 = ((a - g.PH) % 2 + 2) % 2;
+      p.w0 = ((b - g.PW) % 2 + 2) % 2;
+      p.Hm = p.h0 < g.H ? (g.H - p.h0 + 1) / 2 : 0;
+      p.Wn = p.w0 < g.W ? (g.W - p.w0 + 1) / 2 : 0;
+      p.Ja = a < g.KH ? (g.KH - a + 1) / 2 : 0;
+      p.Kb = b < g.KW ? (g.KW - b + 1) / 2 : 0;
+      p.top = p.Ja - 1 - (p.h0 + g.PH - a) / 2;
+      p.left = p.Kb - 1 - (p.w0 + g.PW - b) / 2;
+      const index_t taps = p.Ja * p.Kb;
+      if (taps == 0 || p.Hm == 0 || p.Wn == 0) continue;
+      p.blocks = plan_blocks(Cg, L, max_nb, OCg * taps);
+      p.gsize = packed_size(p.blocks, OCg * taps, L);
+      p.woff = total;
+      total += G * p.gsize;
+      if (!dst) continue;
+      // the phase's forward weights [G*Cg][OCg][Ja][Kb], then packed
+      std::vector<float> wp(G * Cg * OCg * taps);
+      for (index_t gi = 0; gi < G; ++gi)
+        for (index_t c = 0; c < Cg; ++c)
+          for (index_t o = 0; o < OCg; ++o)
+            for (index_t j = 0; j < p.Ja; ++j)
+              for (index_t q = 0; q < p.Kb; ++q)
+                wp[(((gi * Cg + c) * OCg + o) * p.Ja + j) * p.Kb + q] =
+                    w[(((gi * OCg + o) * Cg + c) * g.KH + a + 2 * (p.Ja - 1 - j)) * g.KW + b +
+                      2 * (p.Kb - 1 - q)];
+      pack_weights(wp.data(), G, Cg, OCg, p.Ja, p.Kb, p.blocks, L, false, dst + p.woff, p.gsize);
+    }
+  return total;
+}
+
+}  // namespace
+
+const DirectKernels& kernels_for_active_isa() { return kernels_for(active_isa()); }
+
+void pad_planes(const float* src, index_t C, index_t H, index_t W, index_t top, index_t left,
+                index_t Hp, index_t Wp, float* dst) {
+  const DirectKernels& k = kernels_for_active_isa();
+  if (k.pad) {  // vector stores under AVX2/AVX-512
+    k.pad(src, C, H, W, top, left, Hp, Wp, dst);
+    return;
+  }
+  const index_t s0 = std::max<index_t>(0, -left), s1 = std::min<index_t>(W, Wp - left);
+  const index_t r0 = std::max<index_t>(0, top), r1 = std::min<index_t>(Hp, H + top);
+  const index_t d0 = s0 + left, d1 = s1 + left, n = s1 - s0;
+  for (index_t c = 0; c < C; ++c) {
+    const float* sc = src + c * H * W;
+    float* dc = dst + c * Hp * Wp;
+    if (r1 <= r0 || n <= 0) {
+      for (index_t i = 0; i < Hp * Wp; ++i) dc[i] = 0.0f;
+      continue;
+    }
+    // zeros up to the first copied element, then per row: the copy, and the
+    // zeros between it and the next row's copy
+    for (index_t i = 0; i < r0 * Wp + d0; ++i) dc[i] = 0.0f;
+    for (index_t r = r0; r < r1; ++r) {
+      float* d = dc + r * Wp + d0;
+      const float* sr = sc + (r - top) * W + s0;
+      for (index_t j = 0; j < n; ++j) d[j] = sr[j];
+      const index_t gap_end = r + 1 < r1 ? (r + 1) * Wp + d0 : Hp * Wp;
+      for (index_t i = r * Wp + d1; i < gap_end; ++i) dc[i] = 0.0f;
+    }
+  }
+}
+
 float row_sum(const float* r, index_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   index_t j = 0;
@@ -215,8 +317,6 @@ float row_sum(const float* r, index_t n) {
   for (int l = 0; j < n; ++j, ++l) acc[l] += r[j];
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
-
-}  // namespace
 
 bool direct_supported(const ConvGeom& g) {
   const DirectKernels& k = kernels_for(active_isa());
@@ -247,20 +347,35 @@ void direct_forward(const float* x, const float* w, const float* bias, const Con
   const int threads = work < 2e5 ? 1 : get_num_threads();
   parallel_for(items, threads, [&](index_t b, index_t e) {
     float* xpad = pad ? shared_buffer(1).get<float>(Cg * Hp * Wp) : nullptr;
-    float* rowbuf = shared_buffer(2).get<float>(std::max(kRowBufFloats, OW * fwd_max_nb(k) * L));
+    float* rowbuf = shared_buffer(2).get<float>(std::max(kRowBufFloats, 2 * OW * fwd_max_nb(k) * L));
     for (index_t it = b; it < e; ++it) {
       const index_t n = it / G, gi = it % G;
       const float* xi = x + (n * g.C + gi * Cg) * g.H * g.W;
       if (pad) pad_planes(xi, Cg, g.H, g.W, g.PH, g.PW, Hp, Wp, xpad);
       ImageConv p{&k, Cg, g.KH, g.KW, g.DH, g.DW, g.SH, g.SW, OH, OW, &blocks,
                   wpk + gi * gsize, bpk + gi * bsize, 0};
+      if (it + 1 < e) {
+        const index_t nn = (it + 1) / G, ng = (it + 1) % G;
+        p.next_in = x + (nn * g.C + ng * Cg) * g.H * g.W;
+        p.next_in_floats = Cg * g.H * g.W;
+        p.next_out = y + (nn * g.OC + ng * OCg) * OHW;
+        p.next_out_floats = OCg * OHW;
+      }
       conv_image(p, pad ? xpad : xi, Hp * Wp, Wp, y + (n * g.OC + gi * OCg) * OHW, OHW,
                  rowbuf);
     }
   });
 }
 
-bool direct_dx_supported(const ConvGeom& g) { return g.SH == 1 && g.SW == 1; }
+bool direct_dx_supported(const ConvGeom& g) {
+  // Stride 2 by phases: measured faster than im2col + GEMM under AVX-512 for
+  // kernels of at least 2x2 (3x3: 0.91-0.97x the backward's time), slower
+  // under AVX2 (1.02-1.05x) and for 1x1 kernels, whose three empty phases
+  // leave one small product (1.25x).
+  const bool phases = g.SH == 2 && g.SW == 2 && g.DH == 1 && g.DW == 1 && g.KH > 1 &&
+                      g.KW > 1 && kernels_for(active_isa()).lanes == 16;
+  return (g.SH == 1 && g.SW == 1) || phases;
+}
 
 void direct_backward(const float* x, const float* w, const float* dy, const ConvGeom& g,
                      float* dx, float* dw, float* db, float beta) {
@@ -295,54 +410,78 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
   const index_t top = g.DH * (g.KH - 1) - g.PH, left = g.DW * (g.KW - 1) - g.PW;
   const index_t Hq = g.H + g.DH * (g.KH - 1), Wq = g.W + g.DW * (g.KW - 1);
   float* wflip = nullptr;
-  if (dx_direct) {
+  const bool dx_phases = dx_direct && g.SH == 2;
+  DxPhase phases[4];
+  if (dx_phases) {
+    const index_t need = plan_dx_phases(g, L, fwd_max_nb(k), w, nullptr, phases);
+    wflip = shared_buffer(4).get<float>(need);
+    plan_dx_phases(g, L, fwd_max_nb(k), w, wflip, phases);
+  } else if (dx_direct) {
     wflip = shared_buffer(4).get<float>(G * gsize_x);
     pack_weights(w, G, OCg, Cg, g.KH, g.KW, xblocks, L, true, wflip, gsize_x);
   }
 
   const double work = 4.0 * double(g.N) * double(g.OC) * double(Kg) * double(OHW);
   const int threads = work < 2e5 ? 1 : get_num_threads();
+  // dW reads the padded images and transposed gradients of up to a chunk of
+  // images per tile call, so the tile's accumulators go to memory once per
+  // chunk rather than once per image (batches bounded to ~1 MiB of scratch).
+  const index_t xsz = pad ? Cg * Hp * Wp : 0, dsz = OHW * ldt;
+  const index_t batch = std::max<index_t>(1, std::min<index_t>(kConvChunk, (1 << 18) / (xsz + dsz)));
+  index_t folded = 1;  // chunks [0, folded) are summed into chunk 0's partial
   parallel_for(nchunks, threads, [&](index_t cb, index_t ce) {
-    float* xpad = want_w && pad ? shared_buffer(1).get<float>(Cg * Hp * Wp) : nullptr;
-    float* dyt = want_w ? shared_buffer(5).get<float>(OHW * ldt) : nullptr;
+    float* xpad = want_w && pad ? shared_buffer(1).get<float>(batch * xsz) : nullptr;
+    float* dyt = want_w ? shared_buffer(5).get<float>(batch * dsz) : nullptr;
     float* dypad = dx_direct ? shared_buffer(6).get<float>(OCg * Hq * Wq) : nullptr;
     float* rowbuf = dx_direct
-        ? shared_buffer(2).get<float>(std::max(kRowBufFloats, g.W * fwd_max_nb(k) * L))
+        ? shared_buffer(2).get<float>(std::max(kRowBufFloats, 2 * g.W * fwd_max_nb(k) * L))
         : nullptr;
     if (want_w && ldt > OCg)  // lanes past the last channel stay zero
-      for (index_t p = 0; p < OHW; ++p)
+      for (index_t p = 0; p < batch * OHW; ++p)
         std::memset(dyt + p * ldt + OCg, 0, sizeof(float) * (ldt - OCg));
     for (index_t ch = cb; ch < ce; ++ch) {
       float* part = partials + ch * psize;
       const index_t n0 = ch * kConvChunk, n1 = std::min(g.N, n0 + kConvChunk);
-      for (index_t n = n0; n < n1; ++n) {
-        for (index_t gi = 0; gi < G; ++gi) {
-          const float* dyi = dy + (n * g.OC + gi * OCg) * OHW;
-          if (want_w) {
+      // The thread that starts at chunk 0 folds each later chunk of its own
+      // into chunk 0's partial: in the tile's final store when one tile call
+      // covers the chunk (R + chunk sum: the fold's additions, in its order).
+      const bool fold_in_tile = want_w && cb == 0 && ch > 0 && n1 - n0 <= batch;
+      for (index_t gi = 0; gi < G; ++gi) {
+        for (index_t nb0 = n0; want_w && nb0 < n1; nb0 += batch) {
+          const index_t nb1 = std::min(n1, nb0 + batch);
+          for (index_t n = nb0; n < nb1; ++n) {
             const float* xi = x + (n * g.C + gi * Cg) * HW;
-            if (pad) pad_planes(xi, Cg, g.H, g.W, g.PH, g.PW, Hp, Wp, xpad);
-            const float* xb = pad ? xpad : xi;
-            k.transpose(dyi, OHW, OCg, OHW, dyt, ldt);
-            const int s = g.SW == 1 ? 0 : 1;
-            for (const OcBlock& blk : wblocks) {
-              const int max_t = std::min(kMaxT, k.max_acc / blk.nb);
-              const index_t ntiles = (Kg + max_t - 1) / max_t;
-              for (index_t tt = 0; tt < ntiles; ++tt) {
-                const index_t t0 = Kg * tt / ntiles, t1 = Kg * (tt + 1) / ntiles;
-                DwTile a;
-                a.x = xb;
-                a.tap_off = tap_off.data() + t0;
-                a.rs_pos = g.SH * Wp;
-                a.OH = OH;
-                a.OW = OW;
-                a.dyt = dyt + blk.oc0;
-                a.ld_dyt = ldt;
-                a.acc = part + gi * gsize_w + blk.woff + t0 * blk.nb * L;
-                a.zero_start = n == n0;
-                k.dw[s][blk.nb - 1][t1 - t0 - 1](a);
-              }
+            if (pad) pad_planes(xi, Cg, g.H, g.W, g.PH, g.PW, Hp, Wp, xpad + (n - nb0) * xsz);
+            k.transpose(dy + (n * g.OC + gi * OCg) * OHW, OHW, OCg, OHW,
+                        dyt + (n - nb0) * dsz, ldt);
+          }
+          const float* xb = pad ? xpad : x + (nb0 * g.C + gi * Cg) * HW;
+          const int s = g.SW == 1 ? 0 : 1;
+          for (const OcBlock& blk : wblocks) {
+            const int max_t = std::min(kMaxT, k.max_acc / blk.nb);
+            const index_t ntiles = (Kg + max_t - 1) / max_t;
+            for (index_t tt = 0; tt < ntiles; ++tt) {
+              const index_t t0 = Kg * tt / ntiles, t1 = Kg * (tt + 1) / ntiles;
+              DwTile a;
+              a.x = xb;
+              a.tap_off = tap_off.data() + t0;
+              a.rs_pos = g.SH * Wp;
+              a.OH = OH;
+              a.OW = OW;
+              a.dyt = dyt + blk.oc0;
+              a.ld_dyt = ldt;
+              a.acc = (fold_in_tile ? partials : part) + gi * gsize_w + blk.woff + t0 * blk.nb * L;
+              a.zero_start = nb0 == n0;
+              a.add_to = fold_in_tile;
+              a.nimg = nb1 - nb0;
+              a.xs = pad ? xsz : g.C * HW;
+              a.ds = dsz;
+              k.dw[s][blk.nb - 1][t1 - t0 - 1](a);
             }
           }
+        }
+        for (index_t n = n0; n < n1; ++n) {
+          const float* dyi = dy + (n * g.OC + gi * OCg) * OHW;
           if (want_b) {
             float* pb = part + (want_w ? G * gsize_w : 0) + gi * OCg;
             for (index_t o = 0; o < OCg; ++o) {
@@ -350,43 +489,84 @@ void direct_backward(const float* x, const float* w, const float* dy, const Conv
               pb[o] = n == n0 ? sum : pb[o] + sum;
             }
           }
-          if (dx_direct) {
+          if (dx_phases) {
+            float* dxi = dx + (n * g.C + gi * Cg) * HW;
+            float* out = shared_buffer(7).get<float>(Cg * ((g.H + 1) / 2) * ((g.W + 1) / 2));
+            for (const DxPhase& ph : phases) {
+              if (ph.Hm == 0 || ph.Wn == 0) continue;  // (KH, KW >= 2: every phase has taps)
+              const index_t Hs = ph.Hm + ph.Ja - 1, Ws = ph.Wn + ph.Kb - 1;
+              pad_planes(dyi, OCg, OH, OW, ph.top, ph.left, Hs, Ws, dypad);
+              ImageConv p{&k, OCg, ph.Ja, ph.Kb, 1, 1, 1, 1, ph.Hm, ph.Wn, &ph.blocks,
+                          wflip + ph.woff + gi * ph.gsize, nullptr, 0};
+              conv_image(p, dypad, Hs * Ws, Ws, out, ph.Hm * ph.Wn, rowbuf);
+              for (index_t c = 0; c < Cg; ++c)
+                for (index_t m = 0; m < ph.Hm; ++m) {
+                  const float* src = out + (c * ph.Hm + m) * ph.Wn;
+                  float* d = dxi + c * HW + (2 * m + ph.h0) * g.W + ph.w0;
+                  for (index_t q = 0; q < ph.Wn; ++q) d[2 * q] = src[q];
+                }
+            }
+          } else if (dx_direct) {
             pad_planes(dyi, OCg, OH, OW, top, left, Hq, Wq, dypad);
             ImageConv p{&k, OCg, g.KH, g.KW, g.DH, g.DW, 1, 1, g.H, g.W, &xblocks,
                         wflip + gi * gsize_x, nullptr, 0};
+            if (n + 1 < g.N) {
+              p.next_in = dy + ((n + 1) * g.OC + gi * OCg) * OHW;
+              p.next_in_floats = OCg * OHW;
+              p.next_out = dx + ((n + 1) * g.C + gi * Cg) * HW;
+              p.next_out_floats = Cg * HW;
+            }
             conv_image(p, dypad, Hq * Wq, Wq, dx + (n * g.C + gi * Cg) * HW, HW, rowbuf);
           }
         }
       }
+      // (otherwise here, while the chunk's partial is in cache; db always);
+      // the fold below takes the remaining chunks.
+      if (cb == 0 && ch > 0) {
+        const float* src = partials + ch * psize;
+        for (index_t i = fold_in_tile ? G * gsize_w : 0; i < psize; ++i) partials[i] += src[i];
+      }
+      if (cb == 0) folded = ch + 1;
     }
   });
 
   if (psize == 0) return;
-  // Fold the chunk partials in chunk order into dw [OC, Cg, KH, KW] and db.
-  const index_t nw = want_w ? g.OC * Kg : 0;
-  const index_t nout = nw + (want_b ? g.OC : 0);
-  auto fold = [&](index_t src) {
-    float s = partials[src];
-    for (index_t ch = 1; ch < nchunks; ++ch) s += partials[ch * psize + src];
-    return s;
-  };
-  parallel_for(nout, nout * nchunks < 100000 ? 1 : get_num_threads(), [&](index_t b, index_t e) {
-    for (index_t i = b; i < e; ++i) {
-      float* dst;
-      index_t src;
-      if (i < nw) {
-        const index_t oc = i / Kg, t = i % Kg, gi = oc / OCg, o = oc % OCg;
-        const OcBlock* blk = &wblocks[0];
-        for (const OcBlock& bb : wblocks)
-          if (o >= bb.oc0) blk = &bb;
-        src = gi * gsize_w + blk->woff + t * blk->nb * L + (o - blk->oc0);
-        dst = dw + i;
-      } else {
-        src = (want_w ? G * gsize_w : 0) + (i - nw);
-        dst = db + (i - nw);
+  // Fold the remaining chunk partials in chunk order into chunk 0's
+  // (streaming over contiguous spans: a strided walk across the chunks missed
+  // the TLB and the caches on every element), then scatter to dw [OC, Cg, KH,
+  // KW] and db.
+  const int fold_threads =
+      double(psize) * double(nchunks - folded) < 1e5 ? 1 : get_num_threads();
+  if (nchunks > folded)
+    parallel_for((psize + 63) / 64, fold_threads, [&](index_t b, index_t e) {
+      const index_t i0 = b * 64, i1 = std::min(psize, e * 64);
+      for (index_t ch = folded; ch < nchunks; ++ch) {
+        const float* src = partials + ch * psize;
+        for (index_t i = i0; i < i1; ++i) partials[i] += src[i];
       }
-      const float s = fold(src);
-      *dst = beta == 0.0f ? s : beta * *dst + s;
+    });
+  // One output channel per item: its taps are strided by nb*L in the packed
+  // partial and contiguous in dw [OC, Cg*KH*KW]; db follows the channels.
+  const index_t nrows = g.OC + (want_b ? 1 : 0);
+  parallel_for(nrows, double(psize) < 1e5 ? 1 : get_num_threads(), [&](index_t b, index_t e) {
+    for (index_t oc = b; oc < e; ++oc) {
+      if (oc == g.OC) {  // the bias row
+        const float* src = partials + (want_w ? G * gsize_w : 0);
+        for (index_t i = 0; i < g.OC; ++i) db[i] = beta == 0.0f ? src[i] : beta * db[i] + src[i];
+        continue;
+      }
+      if (!want_w) continue;
+      const index_t gi = oc / OCg, o = oc % OCg;
+      const OcBlock* blk = &wblocks[0];
+      for (const OcBlock& bb : wblocks)
+        if (o >= bb.oc0) blk = &bb;
+      const index_t step = blk->nb * L;
+      const float* src = partials + gi * gsize_w + blk->woff + (o - blk->oc0);
+      float* dst = dw + oc * Kg;
+      if (beta == 0.0f)
+        for (index_t t = 0; t < Kg; ++t) dst[t] = src[t * step];
+      else
+        for (index_t t = 0; t < Kg; ++t) dst[t] = beta * dst[t] + src[t * step];
     }
   });
 }

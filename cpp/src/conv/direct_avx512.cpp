@@ -13,12 +13,14 @@ namespace conv_detail {
 namespace {
 
 constexpr int L = 16;
+constexpr int kVregs = 32;
 constexpr int kMaxAcc = 28;
 using vec = __m512;
 inline vec vzero() { return _mm512_setzero_ps(); }
 inline vec vload(const float* p) { return _mm512_loadu_ps(p); }
 inline vec vbcast(const float* p) { return _mm512_set1_ps(*p); }
 inline vec vfma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline vec vadd(vec a, vec b) { return _mm512_add_ps(a, b); }
 inline void vstore(float* p, vec v) { _mm512_storeu_ps(p, v); }
 
 // In-register transpose of a 16 x 16 block (r[i] = row i -> r[j] = column j).
@@ -79,6 +81,49 @@ void transpose(const float* src, index_t lds, index_t rows, index_t cols, float*
 #pragma GCC unroll 16
       for (int j = 0; j < 16; ++j)
         if (j < nc) _mm512_mask_storeu_ps(dst + (c0 + j) * ldd + r0, mrow, v[j]);
+    }
+  }
+}
+
+// dst [C][Hp][Wp] = src [C][H][W] shifted by (top, left), zeros elsewhere
+// (pad_fn of direct.h): each plane zeroed with full vectors, then each
+// source row segment copied with a masked tail.
+void pad(const float* src, index_t C, index_t H, index_t W, index_t top, index_t left,
+         index_t Hp, index_t Wp, float* dst) {
+  const index_t s0 = std::max<index_t>(0, -left), s1 = std::min<index_t>(W, Wp - left);
+  const index_t r0 = std::max<index_t>(0, top), r1 = std::min<index_t>(Hp, H + top);
+  const index_t n = s1 - s0, plane = Hp * Wp;
+  const __m512 z = _mm512_setzero_ps();
+  for (index_t c = 0; c < C; ++c) {
+    float* dc = dst + c * plane;
+    index_t i = 0;
+    for (; i + 16 <= plane; i += 16) _mm512_storeu_ps(dc + i, z);
+    if (i < plane) _mm512_mask_storeu_ps(dc + i, first_n(plane - i), z);
+    if (n <= 0) continue;
+    const float* sc = src + c * H * W + s0;
+    for (index_t r = r0; r < r1; ++r) {
+      const float* sr = sc + (r - top) * W;
+      float* d = dc + r * Wp + s0 + left;
+      index_t j = 0;
+      for (; j + 16 <= n; j += 16) _mm512_storeu_ps(d + j, _mm512_loadu_ps(sr + j));
+      if (j < n) {
+        const __mmask16 m = first_n(n - j);
+        _mm512_mask_storeu_ps(d + j, m, _mm512_maskz_loadu_ps(m, sr + j));
+      }
+    }
+  }
+}
+
+void copy_rows(const float* src, index_t lds, index_t rows, index_t cols, float* dst,
+               index_t ldd) {
+  for (index_t r = 0; r < rows; ++r) {
+    const float* s = src + r * lds;
+    float* d = dst + r * ldd;
+    index_t j = 0;
+    for (; j + 16 <= cols; j += 16) _mm512_storeu_ps(d + j, _mm512_loadu_ps(s + j));
+    if (j < cols) {
+      const __mmask16 m = first_n(cols - j);
+      _mm512_mask_storeu_ps(d + j, m, _mm512_maskz_loadu_ps(m, s + j));
     }
   }
 }

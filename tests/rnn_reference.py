@@ -37,8 +37,11 @@ def cell_forward(mode, xt, h, c, w_ih, w_hh, b_ih, b_hh):
 def cell_backward(mode, dh, dc, h, c, saved, H):
     """Gradients of one step: (d_pre_x (N,G*H), d_pre_h (N,G*H), dh_prev_direct, dc_prev)."""
     if mode in ("rnn_tanh", "rnn_relu"):
-        pre, hn = saved
-        d = dh * (1 - hn ** 2) if mode == "rnn_tanh" else dh * (pre > 0)
+        _, hn = saved
+        if mode == "rnn_tanh":
+            d = dh * (1 - hn ** 2)
+        else:  # a select, as relu_backward and PyTorch: no gradient (not NaN) where off
+            d = np.where(hn > 0, dh, 0.0)
         return d, d, np.zeros_like(dh), None
     if mode == "lstm":
         i, f, g, o, cn = saved
@@ -91,8 +94,9 @@ def direction(mode, x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengt
     for t, hp, cp, saved, valid in reversed(tape):
         dht = dh + np.where(valid, dy[:, t], 0.0)
         dpx, dph, direct, dcp = cell_backward(mode, dht, dc, hp, cp, saved, H)
-        dpx = dpx * valid
-        dph = dph * valid
+        # padding steps contribute nothing (a select: NaN * 0 would still be NaN)
+        dpx = np.where(valid, dpx, 0.0)
+        dph = np.where(valid, dph, 0.0)
         g["dw_ih"] += dpx.T @ np.where(valid, x[:, t], 0.0)  # padding never reaches dW
         g["dw_hh"] += dph.T @ hp
         g["db_ih"] += dpx.sum(0)

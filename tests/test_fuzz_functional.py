@@ -253,15 +253,7 @@ def test_outputs_aliasing_inputs_are_refused_or_right(name, data):
     _assert_close(got, want, case.dtype)
 
 
-# Open: in a full-suite run (never when this file runs alone) one derandomised rnn case
-# with a NaN in dy gives all-finite results where the reference has a NaN: the
-# recurrent kernels' result seems to depend on process history (memory from
-# np.empty?). Left visible as an xfail until it is found.
-NAN_OPEN = {"rnn": "rnn: NaN in dy vanishes in full-suite runs only (under investigation)"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    reason=NAN_OPEN[n], strict=False)) if n in NAN_OPEN else n for n in OPS])
+@pytest.mark.parametrize("name", OPS)
 @given(data=st.data())
 def test_nan_and_inf_inputs_never_corrupt_the_finite_results(name, data):
     case = _case(data, name)

@@ -15,6 +15,8 @@
 //
 // Equations, per step (σ = logistic sigmoid, ⊙ elementwise, W_h* rows of w_hh):
 //   RNN : h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu
+//         (relu's backward is a select, as relu_backward: dh where h_t > 0, else 0,
+//         so a NaN gradient reaching a unit that was off does not spread)
 //   LSTM: [i f g o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh  (row blocks of H)
 //         i, f, o = σ(.), g = tanh(.)
 //         c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
@@ -27,7 +29,8 @@
 // Variable lengths: lengths[n] in [0, T] (null = all T). A step with t >=
 // lengths[n] is padding: the state passes through unchanged (h_t = h_{t-1},
 // c_t = c_{t-1}), y there is 0, and it contributes no gradient to anything
-// (dy there is ignored). The final state is the state at the last valid step;
+// (dy there is ignored; a NaN given or computed there does not spread: a select,
+// not a multiplication by 0). The final state is the state at the last valid step;
 // in reverse the sequence starts at t = lengths[n]-1 from h0 (PyTorch's
 // packed-sequence semantics).
 //

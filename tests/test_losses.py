@@ -240,6 +240,18 @@ def test_unbatched_input_as_pytorch():
                                -(np.array([0.2, 0.3, 0.5]) * (x - lse)).sum(), rtol=1e-14)
 
 
+def test_a_0d_label_of_any_integer_dtype_stays_0d():
+    """A 0-d int32/uint8 label converted to int64 kept its 0-d shape (it became (1,),
+    refused for an unbatched input and one_hot gave (1, C))."""
+    x = np.array([1.0, 2.0, 0.5])
+    want = F.cross_entropy(x, np.int64(1))
+    for label in (np.int32(1), np.array(1, np.uint8), np.array(1, np.int16)):
+        assert F.cross_entropy(x, label) == want
+        assert F.nll_loss(np.log([0.2, 0.5, 0.3]), label) == -np.log(0.5)
+        assert F.one_hot(label, 4).shape == (4,)
+    assert F.one_hot(np.array([[2]], np.int32), 3).shape == (1, 1, 3)
+
+
 # --- layers -----------------------------------------------------------------------
 
 def _class_case(rng, shape=(4, 3, 2, 5)):
@@ -453,6 +465,12 @@ def test_loss_backward_functional(rng):
     np.testing.assert_allclose(F.loss_backward(g, g), g * g, rtol=1e-15)
     with pytest.raises(ValueError, match=r"grad_out must have shape \(2, 4\), got \(2, 3\)"):
         F.loss_backward(g, up[:, :3], class_axis=True)
+    # unbatched (C,): the one loss is 0-d; a (1,) or (1, 1) grad_out is not its shape
+    np.testing.assert_allclose(F.loss_backward(g[0, :, 0], np.float64(2.0), class_axis=True),
+                               2 * g[0, :, 0], rtol=1e-15)
+    for bad in (np.ones(1), np.ones((1, 1))):
+        with pytest.raises(ValueError, match="grad_out must be 0-d"):
+            F.loss_backward(g[0, :, 0], bad, class_axis=True)
 
 
 # --- PyTorch cross-check --------------------------------------------------------------

@@ -52,7 +52,8 @@ def _labels(target, fn: str) -> np.ndarray:
     if t.dtype.kind == "u" and t.dtype.itemsize == 8 and t.size and int(t.max()) > np.iinfo(np.int64).max:
         raise ValueError(f"{fn}: label {int(t.max())} is out of range")
     if t.dtype != np.int64 or not t.flags.c_contiguous:
-        t = np.ascontiguousarray(t, dtype=np.int64)
+        # np.array, not ascontiguousarray: that would turn a 0-d label into shape (1,)
+        t = np.array(t, dtype=np.int64, order="C")
     return t
 
 
@@ -221,6 +222,9 @@ def binary_cross_entropy_with_logits(input, target, reduction: str = "mean", *,
 
 def _scale_loss_grad(grad, grad_out, out, class_axis: bool) -> None:
     if class_axis and grad.ndim == 1:  # unbatched (C,) input, 0-d losses
+        if np.ndim(grad_out) != 0:  # reshape(1) would take any one-element shape
+            raise ValueError(f"loss_backward: grad_out must be 0-d (the one loss of an "
+                             f"unbatched {grad.shape} gradient), got shape {np.shape(grad_out)}")
         grad, out, grad_out = grad.reshape(1, -1), out.reshape(1, -1), grad_out.reshape(1)
     _k.scale_loss_grad(grad, grad_out, out, class_axis)
 

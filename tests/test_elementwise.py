@@ -417,6 +417,32 @@ def test_bad_dropout_and_linear_arguments():
         K.activation_forward(np.ones(2), np.ones(2), 7)
 
 
+@pytest.mark.parametrize("fn", [F.dropout, F.dropout_backward, F.dropout2d,
+                                F.dropout2d_backward])
+def test_dropout_identity_paths_check_dtype_and_write_out(fn):
+    """p == 0 (or eval) returns the input unchanged: complex/int arrays are still refused,
+    and an out= array receives the result instead of being left unwritten."""
+    x = np.arange(24.0).reshape(1, 2, 3, 4)
+    kw = dict(seed=1) if "backward" in fn.__name__ else {}
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fn(x.astype(np.complex64), 0.0, **kw)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fn(x.astype(np.int32), 0.0, **kw)
+    out = np.full_like(x, np.nan)
+    assert fn(x, 0.0, out=out, **kw) is out
+    np.testing.assert_array_equal(out, x)
+    with pytest.raises(ValueError, match="out must have the input's shape"):
+        fn(x, 0.0, out=np.zeros(5), **kw)
+    ro = np.zeros_like(x)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fn(x, 0.0, out=ro, **kw)
+    if "backward" not in fn.__name__:
+        out = np.zeros_like(x)
+        np.testing.assert_array_equal(fn(x, 0.5, training=False, out=out), x)
+        np.testing.assert_array_equal(out, x)
+
+
 def test_empty_arrays_are_fine_for_elementwise():
     x = np.zeros((0, 5), np.float32)
     assert F.relu(x).shape == (0, 5)

@@ -471,6 +471,12 @@ def test_loss_backward_functional(rng):
     for bad in (np.ones(1), np.ones((1, 1))):
         with pytest.raises(ValueError, match="grad_out must be 0-d"):
             F.loss_backward(g[0, :, 0], bad, class_axis=True)
+    with pytest.raises(ValueError, match=r"out must have the shape of grad \(3,\)"):
+        F.loss_backward(g[0, :, 0], np.float64(1), class_axis=True, out=np.zeros((1, 3)))
+    # nor does an unbatched input take a (1, C) grad=
+    for fn in (F.cross_entropy, F.nll_loss):
+        with pytest.raises(ValueError, match=r"grad must have the input's shape \(3,\)"):
+            fn(np.zeros(3), np.int64(0), grad=np.zeros((1, 3)))
 
 
 # --- PyTorch cross-check --------------------------------------------------------------
@@ -526,6 +532,9 @@ def test_bindings_never_copy_or_write_read_only_arrays():
     with pytest.raises(ValueError, match="losses overlaps grad"):
         g = np.empty((4, 6))
         K.l1_loss(x, x.copy(), g, 2, g)
+    with pytest.raises(ValueError, match="losses overlaps weight"):
+        w = np.ones(4)  # the per-position losses of (4, 4) logits have the weight's shape
+        K.cross_entropy(np.ones((4, 4)), np.zeros(4, np.int64), None, 2, w, -100, w)
     with pytest.raises(TypeError, match="grad must be a numpy.ndarray or None, got list"):
         K.nll_loss(x, np.zeros(4, np.int64), [0.0])
     with pytest.raises(ValueError, match=r"reduction code must be 0 \(mean\), 1 \(sum\) or 2 \(none\)"):

@@ -175,6 +175,7 @@ double class_loss_b(const py::array& input, const py::array& target, const py::o
   std::optional<py::array> grad = grad_arg(grad_o, input, target, fn);
   std::optional<py::array> losses = losses_arg(losses_o, red, cs.loss_shape, input, target, grad, fn);
   if (grad && weight) require_no_overlap(*grad, "grad", *weight, "weight", fn);
+  if (losses && weight) require_no_overlap(*losses, "losses", *weight, "weight", fn);
   return by_dtype(dt, [&](auto t) {
     using T = decltype(t);
     const T* xp = cptr<T>(input);

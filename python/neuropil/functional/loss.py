@@ -125,6 +125,9 @@ def _class_loss(kernel, fn, input, target, reduction, weight, ignore_index, grad
         target = _labels(target, fn)
     unbatched = input.ndim == 1
     if unbatched:  # PyTorch's (C,) input with one label (0-d) or (C,) probabilities
+        if isinstance(grad, np.ndarray) and grad.shape != input.shape:  # before the reshape
+            raise ValueError(f"{fn}: grad must have the input's shape {input.shape}, got "
+                             f"{grad.shape}")
         if target.dtype.kind != "f" and target.ndim != 0:
             raise ValueError(f"{fn}: for an input of shape {input.shape} the target must be one "
                              f"class label (a 0-d integer), got shape {target.shape}")
@@ -225,6 +228,9 @@ def _scale_loss_grad(grad, grad_out, out, class_axis: bool) -> None:
         if np.ndim(grad_out) != 0:  # reshape(1) would take any one-element shape
             raise ValueError(f"loss_backward: grad_out must be 0-d (the one loss of an "
                              f"unbatched {grad.shape} gradient), got shape {np.shape(grad_out)}")
+        if np.shape(out) != grad.shape:  # likewise reshape(1, -1) for out
+            raise ValueError(f"loss_backward: out must have the shape of grad {grad.shape}, "
+                             f"got {np.shape(out)}")
         grad, out, grad_out = grad.reshape(1, -1), out.reshape(1, -1), grad_out.reshape(1)
     _k.scale_loss_grad(grad, grad_out, out, class_axis)
 

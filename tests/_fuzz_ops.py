@@ -1,16 +1,7 @@
-"""The table of public ``neuropil.functional`` ops for the property-based fuzz tests.
-
-Each entry draws one valid call (shapes, arguments, seeded data) and says how to
-check it: ``call(args)`` runs neuropil, ``ref(args)`` is a plain NumPy reference
-that refuses (raises) what the op's contract refuses. ``floats`` names the float
-array inputs the invalid-input properties may mutate, ``outs`` the arrays the op
-writes (``out=``, gradients, optimizer state updated in place), ``absurd`` maps an
-integer argument to values that must be refused. A new op is one entry here.
+"""Fuzz table (see _fuzz_base.py): GEMM, dense layers and activations, softmax,
+dropout, optimizer updates, convolution and pooling, recurrent layers, embeddings.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import numpy as np
 from hypothesis import strategies as st
@@ -19,55 +10,8 @@ from neuropil import functional as F
 
 import _conv_reference as CR
 import rnn_reference as RR
-
-FLOATS = (np.float32, np.float64)
-HUGE = 2**40  # a size no machine here can allocate
-
-
-@dataclass
-class Case:
-    call: Callable[[dict], Any]
-    ref: Callable[[dict], Any]
-    args: dict
-    floats: tuple = ()
-    outs: tuple = ()
-    absurd: dict = field(default_factory=dict)
-    dtype: Any = np.float64
-
-
-class Refused(ValueError):
-    """A reference refusing an argument the op's contract refuses."""
-
-
-def need(cond, what="invalid argument"):
-    if not cond:
-        raise Refused(what)
-
-
-def _data(draw, shape, dtype, scale=1.0):
-    seed = draw(st.integers(0, 2**32 - 1))
-    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
-
-
-def _away_from_zero(a, gap=1e-3):
-    # kinks (ReLU at 0) are where float32 and float64 may legitimately disagree
-    return np.where(np.abs(a) < gap, gap, a).astype(a.dtype)
-
-
-dims = st.integers(1, 9)
-ALL_OPS: dict = {}
-
-
-def op(name):
-    def register(fn):
-        ALL_OPS[name] = fn
-        return fn
-    return register
-
-
-def _f(a):
-    return np.asarray(a, dtype=np.float64)
-
+from _fuzz_base import (FLOATS, HUGE, Case, _away_from_zero, _data, _f, _pair,  # noqa: F401
+                        dims, need, op)
 
 # -- GEMM and dense ----------------------------------------------------------------
 
@@ -286,88 +230,6 @@ def argmax_case(draw):
     return Case(lambda g: F.argmax(**g), ref, dict(x=x), ("x",), dtype=dt)
 
 
-# -- losses ----------------------------------------------------------------------
-
-@op("one_hot")
-@st.composite
-def one_hot_case(draw):
-    c = draw(dims)
-    labels = np.array(draw(st.lists(st.integers(0, c - 1), min_size=1, max_size=12)))
-
-    def ref(g):
-        return np.eye(g["num_classes"], dtype=np.float32)[g["labels"]]
-
-    return Case(lambda g: F.one_hot(**g), ref, dict(labels=labels, num_classes=c),
-                absurd={"num_classes": [0, -1, -HUGE, HUGE * HUGE]})
-
-
-def _reduce(v, reduction):
-    return v.mean() if reduction == "mean" else v.sum()
-
-
-@op("cross_entropy")
-@st.composite
-def cross_entropy_case(draw):
-    dt = draw(st.sampled_from(FLOATS))
-    n, c = draw(dims), draw(dims)
-    red = draw(st.sampled_from(["mean", "sum"]))
-    x = _data(draw, (n, c), dt, 3.0)
-    if draw(st.booleans()):
-        target = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
-        floats = ("input",)
-    else:
-        target = F.softmax(_data(draw, (n, c), dt))
-        floats = ("input", "target")
-    args = dict(input=x, target=target, reduction=red, grad=np.empty((n, c), dt))
-
-    def call(g):
-        return F.cross_entropy(**g), g["grad"]
-
-    def ref(g):
-        x, t = g["input"], g["target"]
-        need(x.ndim == 2 and g["grad"].shape == x.shape)
-        if t.dtype.kind in "iu":
-            need(t.shape == (x.shape[0],) and (t.size == 0 or (t.min() >= 0 and t.max() < x.shape[1])))
-            t = np.eye(x.shape[1])[t]
-        need(t.shape == x.shape)
-        logp = _softmax_ref(x, -1, True)
-        per = -np.where(_f(t) != 0, _f(t) * logp, 0.0).sum(1)  # 0 * log 0 = 0
-        scale = 1.0 / x.shape[0] if g["reduction"] == "mean" else 1.0
-        return _reduce(per, g["reduction"]), (np.exp(logp) * _f(t).sum(1, keepdims=True) - t) * scale
-
-    return Case(call, ref, args, floats, ("grad",), dtype=dt)
-
-
-def _pointwise_loss_case(name):
-    @st.composite
-    def case(draw):
-        dt = draw(st.sampled_from(FLOATS))
-        shape = tuple(draw(st.lists(dims, min_size=1, max_size=3)))
-        red = draw(st.sampled_from(["mean", "sum"]))
-        x = _data(draw, shape, dt, 3.0)
-        t = _data(draw, shape, dt) if name == "mse_loss" else \
-            np.random.default_rng(draw(st.integers(0, 99))).random(shape).astype(dt)
-        args = dict(input=x, target=t, reduction=red, grad=np.empty(shape, dt))
-        fn = getattr(F, name)
-
-        def ref(g):
-            x, t = _f(g["input"]), _f(g["target"])
-            need(x.shape == t.shape == g["grad"].shape)
-            k = 1.0 / x.size if g["reduction"] == "mean" else 1.0
-            if name == "mse_loss":
-                return _reduce((x - t) ** 2, g["reduction"]), 2 * (x - t) * k
-            per = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
-            return _reduce(per, g["reduction"]), (1 / (1 + np.exp(-x)) - t) * k
-
-        return Case(lambda g: (fn(**g), g["grad"]), ref, args, ("input", "target"), ("grad",),
-                    dtype=dt)
-    return case
-
-
-op("mse_loss")(_pointwise_loss_case("mse_loss"))
-op("binary_cross_entropy_with_logits")(_pointwise_loss_case("binary_cross_entropy_with_logits"))
-
-
 # -- dropout and optimizer updates -------------------------------------------------
 
 def _dropout_case(backward):
@@ -375,20 +237,28 @@ def _dropout_case(backward):
     def case(draw):
         dt = draw(st.sampled_from(FLOATS))
         shape = tuple(draw(st.lists(dims, min_size=1, max_size=3)))
-        p = draw(st.sampled_from([0.1, 0.5, 0.9]))
+        p = draw(st.sampled_from([0.1, 0.5, 0.9, 0.0]))
         seed = draw(st.integers(0, 2**63 - 1))
-        x = _data(draw, shape, dt)
-        args = dict(grad_out=x, p=p, seed=seed) if backward else dict(x=x, p=p, seed=seed)
         key = "grad_out" if backward else "x"
+        args = {key: _data(draw, shape, dt), "p": p, "seed": seed}
+        outs = ()
+        if draw(st.booleans()):
+            args["out"], outs = np.empty(shape, dt), ("out",)
+        if not backward and draw(st.integers(0, 4)) == 0:
+            args["training"] = False
         fn = F.dropout_backward if backward else F.dropout
 
         def ref(g):
             v = g[key]
+            need(v.dtype in FLOATS)
+            need(g.get("out") is None or g["out"].shape == v.shape)
+            if not g.get("training", True) or g["p"] == 0:
+                return _f(v)
             # the mask depends on (seed, index) only: the forward of ones shows it
             kept = F.dropout(np.ones(v.shape, v.dtype), g["p"], seed=g["seed"]) != 0
             return np.where(kept, _f(v) / (1 - g["p"]), 0.0)
 
-        return Case(lambda g: fn(**g), ref, args, (key,), dtype=dt)
+        return Case(lambda g: fn(**g), ref, args, (key,), outs, dtype=dt)
     return case
 
 
@@ -510,55 +380,89 @@ def _geometry_ok(x, k, s, p, d, pool=False):
         need(2 * p[0] <= k[0] and 2 * p[1] <= k[1])
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+def _grouped_ok(x, wt, groups):
+    need(isinstance(groups, (int, np.integer)) and groups >= 1, "groups >= 1")
+    need(wt.ndim == 4 and x.ndim == 4 and wt.shape[1] * groups == x.shape[1], "C = C/g x g")
+    need(wt.shape[0] % groups == 0, "groups divides out_channels")
+    need(wt.dtype == x.dtype)
+
+
+@st.composite
+def _grouped_conv(draw):
+    n, c, h, w, k, s, p, d = draw(_conv_geometry())
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    return n, c * groups, h, w, k, s, p, d, groups, groups * draw(st.integers(1, 3))
 
 
 @op("conv2d")
 @st.composite
 def conv2d_case(draw):
     dt = draw(st.sampled_from(FLOATS))
-    n, c, h, w, k, s, p, d = draw(_conv_geometry())
-    oc = draw(st.integers(1, 4))
-    args = dict(x=_data(draw, (n, c, h, w), dt), weight=_data(draw, (oc, c) + k, dt),
+    n, c, h, w, k, s, p, d, groups, oc = draw(_grouped_conv())
+    args = dict(x=_data(draw, (n, c, h, w), dt), weight=_data(draw, (oc, c // groups) + k, dt),
                 bias=_data(draw, (oc,), dt) if draw(st.booleans()) else None,
-                stride=s, padding=p, dilation=d)
+                stride=s, padding=p, dilation=d, groups=groups)
+
+    def call(g):
+        shape = F.conv2d_output_shape(g["x"].shape, g["weight"].shape, g["stride"],
+                                      g["padding"], g["dilation"])
+        return F.conv2d(**g), shape
 
     def ref(g):
         x, wt, b = g["x"], g["weight"], g["bias"]
         s, p, d = _pair(g["stride"]), _pair(g["padding"]), _pair(g["dilation"])
-        need(wt.ndim == 4 and wt.shape[1] == x.shape[1])
-        need(b is None or b.shape == (wt.shape[0],))
+        _grouped_ok(x, wt, g["groups"])
+        need(b is None or (b.shape == (wt.shape[0],) and b.dtype == x.dtype))
         _geometry_ok(x, wt.shape[2:], s, p, d)
-        return CR.conv2d_ref(x, wt, b, s, p, d)
+        y = CR.conv2d_grouped_ref(x, wt, None if b is None else _f(b), s, p, d, g["groups"])
+        return y, y.shape
 
     floats = ("x", "weight") + (("bias",) if args["bias"] is not None else ())
-    return Case(lambda g: F.conv2d(**g), ref, args, floats, absurd=_CONV_ABSURD, dtype=dt)
+    return Case(call, ref, args, floats, absurd=dict(_CONV_ABSURD, groups=[0, -1, HUGE]),
+                dtype=dt)
 
 
 @op("conv2d_backward")
 @st.composite
 def conv2d_backward_case(draw):
     dt = draw(st.sampled_from(FLOATS))
-    n, c, h, w, k, s, p, d = draw(_conv_geometry())
-    oc = draw(st.integers(1, 4))
+    n, c, h, w, k, s, p, d, groups, oc = draw(_grouped_conv())
     oh = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
     ow = (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
-    args = dict(x=_data(draw, (n, c, h, w), dt), weight=_data(draw, (oc, c) + k, dt),
-                grad_out=_data(draw, (n, oc, oh, ow), dt), stride=s, padding=p, dilation=d)
+    acc = draw(st.booleans())
+    need_in, need_w, need_b = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
+    old = (lambda shp: _data(draw, shp, dt)) if acc else (lambda shp: np.full(shp, np.nan, dt))
+    wshape = (oc, c // groups) + k
+    args = dict(x=_data(draw, (n, c, h, w), dt), weight=_data(draw, wshape, dt),
+                grad_out=_data(draw, (n, oc, oh, ow), dt), stride=s, padding=p, dilation=d,
+                groups=groups, need_input=need_in, need_weight=need_w, need_bias=need_b,
+                accumulate=acc,  # accumulate=False: the given arrays are overwritten, unread
+                grad_weight=old(wshape) if need_w and (acc or draw(st.booleans())) else None,
+                grad_bias=old((oc,)) if need_b and (acc or draw(st.booleans())) else None)
 
     def ref(g):
         x, wt, dy = g["x"], g["weight"], g["grad_out"]
         s, p, d = _pair(g["stride"]), _pair(g["padding"]), _pair(g["dilation"])
-        need(wt.ndim == 4 and dy.ndim == 4 and wt.shape[1] == x.shape[1])
+        _grouped_ok(x, wt, g["groups"])
+        need(dy.ndim == 4 and dy.dtype == x.dtype)
         _geometry_ok(x, wt.shape[2:], s, p, d)
         oh = (x.shape[2] + 2 * p[0] - d[0] * (wt.shape[2] - 1) - 1) // s[0] + 1
         ow = (x.shape[3] + 2 * p[1] - d[1] * (wt.shape[3] - 1) - 1) // s[1] + 1
         need(dy.shape == (x.shape[0], wt.shape[0], oh, ow))
-        return CR.conv2d_backward_ref(x, wt, dy, s, p, d)
+        gw, gb = g["grad_weight"], g["grad_bias"]
+        need(not g["need_weight"] or gw is None or gw.shape == wt.shape)
+        need(not g["need_bias"] or gb is None or gb.shape == (wt.shape[0],))
+        need(not g["accumulate"] or ((gw is not None or not g["need_weight"])
+                                     and (gb is not None or not g["need_bias"])))
+        dx, dw, db = CR.conv2d_grouped_backward_ref(x, wt, dy, s, p, d, g["groups"])
+        if g["accumulate"]:
+            dw, db = dw + (_f(gw) if gw is not None else 0), db + (_f(gb) if gb is not None else 0)
+        return (dx if g["need_input"] else None, dw if g["need_weight"] else None,
+                db if g["need_bias"] else None)
 
-    return Case(lambda g: F.conv2d_backward(**g), ref, args, ("x", "weight", "grad_out"),
-                absurd=_CONV_ABSURD, dtype=dt)
+    outs = tuple(k for k in ("grad_weight", "grad_bias") if args[k] is not None)
+    return Case(lambda g: F.conv2d_backward(**g), ref, args, ("x", "weight", "grad_out"), outs,
+                absurd=dict(_CONV_ABSURD, groups=[0, -1, HUGE]), dtype=dt)
 
 
 @op("im2col")
@@ -616,12 +520,12 @@ def max_pool_case(draw):
     dt = draw(st.sampled_from(FLOATS))
     n, c, h, w, k, s, p, _ = draw(_conv_geometry(pool=True))
     args = dict(x=_data(draw, (n, c, h, w), dt), kernel_size=k, stride=s, padding=p,
-                return_indices=True)
+                return_indices=True, ceil_mode=draw(st.booleans()))
 
     def ref(g):
         k, s, p = _pair(g["kernel_size"]), _pair(g["stride"]), _pair(g["padding"])
         _geometry_ok(g["x"], k, s, p, (1, 1), pool=True)
-        return CR.max_pool_ref(g["x"], k, s, p)
+        return CR.max_pool_ref(g["x"], k, s, p, g["ceil_mode"])
 
     return Case(lambda g: F.max_pool2d(**g), ref, args, ("x",),
                 absurd=dict(kernel_size=[0, -1, HUGE], stride=[0, -1], padding=[-1, HUGE]),
@@ -634,9 +538,10 @@ def max_pool_backward_case(draw):
     dt = draw(st.sampled_from(FLOATS))
     n, c, h, w, k, s, p, _ = draw(_conv_geometry(pool=True))
     x = _data(draw, (n, c, h, w), dt)
-    y, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+    cm = draw(st.booleans())
+    y, idx = F.max_pool2d(x, k, s, p, return_indices=True, ceil_mode=cm)
     args = dict(grad_out=_data(draw, y.shape, dt), indices=idx, input_shape=x.shape,
-                kernel_size=k, stride=s, padding=p)
+                kernel_size=k, stride=s, padding=p, ceil_mode=cm)
 
     def ref(g):
         go, ix, shape = g["grad_out"], np.asarray(g["indices"]), tuple(g["input_shape"])
@@ -671,12 +576,12 @@ def avg_pool_case(draw):
     dt = draw(st.sampled_from(FLOATS))
     n, c, h, w, k, s, p, _ = draw(_conv_geometry(pool=True))
     args = dict(x=_data(draw, (n, c, h, w), dt), kernel_size=k, stride=s, padding=p,
-                count_include_pad=draw(st.booleans()))
+                count_include_pad=draw(st.booleans()), ceil_mode=draw(st.booleans()))
 
     def ref(g):
         k, s, p = _pair(g["kernel_size"]), _pair(g["stride"]), _pair(g["padding"])
         _geometry_ok(g["x"], k, s, p, (1, 1), pool=True)
-        return CR.avg_pool_ref(g["x"], k, s, p, g["count_include_pad"])
+        return CR.avg_pool_ref(g["x"], k, s, p, g["count_include_pad"], g["ceil_mode"])
 
     return Case(lambda g: F.avg_pool2d(**g), ref, args, ("x",),
                 absurd=dict(kernel_size=[0, -1, HUGE], stride=[0, -1], padding=[-1, HUGE]),
@@ -688,16 +593,17 @@ def avg_pool_case(draw):
 def avg_pool_backward_case(draw):
     dt = draw(st.sampled_from(FLOATS))
     n, c, h, w, k, s, p, _ = draw(_conv_geometry(pool=True))
-    cip = draw(st.booleans())
-    oshape = F.pool2d_output_shape((n, c, h, w), k, s, p)
+    cip, cm = draw(st.booleans()), draw(st.booleans())
+    oshape = F.pool2d_output_shape((n, c, h, w), k, s, p, cm)
     args = dict(grad_out=_data(draw, oshape, dt), input_shape=(n, c, h, w), kernel_size=k,
-                stride=s, padding=p, count_include_pad=cip)
+                stride=s, padding=p, count_include_pad=cip, ceil_mode=cm)
 
     def ref(g):
         k, s, p = _pair(g["kernel_size"]), _pair(g["stride"]), _pair(g["padding"])
         shape = tuple(g["input_shape"])
         _geometry_ok(np.empty(shape), k, s, p, (1, 1), pool=True)
-        need(g["grad_out"].shape == F.pool2d_output_shape(shape, k, s, p))
+        need(g["grad_out"].shape == shape[:2] + tuple(
+            CR.pool_out(shape[2 + i], k[i], s[i], p[i], g["ceil_mode"]) for i in range(2)))
         return _avg_pool_backward_ref(g["grad_out"], shape, k, s, p, g["count_include_pad"])
 
     return Case(lambda g: F.avg_pool2d_backward(**g), ref, args, ("grad_out",),

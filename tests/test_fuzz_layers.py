@@ -1,15 +1,15 @@
-"""Property-based fuzzing of every layer: constructor, forward and backward (table below).
+"""Property-based fuzzing of every layer: constructor, forward and backward
+(table: _fuzz_layer_rows.py; losses: test_fuzz_losses.py).
 
 Each row draws valid constructor arguments and a valid input shape; the layer
 (float64) must give the documented output shape, match its NumPy reference
-where the row has one, and pass a float64 central-difference gradient check of
-the input and every parameter. Invalid constructor arguments, inputs of the
-wrong rank, feature size or dtype, and gradients of the wrong shape must raise
-TypeError or ValueError. A layer that lands later (BatchNorm, Upsample,
-ConvTranspose2d, new activations) is one row in LAYERS.
+where the row has one, update its state as documented (BatchNorm's running
+statistics) and pass a float64 central-difference gradient check of the input
+and every parameter. Invalid constructor arguments, inputs of the wrong rank,
+feature size or dtype, and gradients of the wrong shape must raise TypeError or
+ValueError. Multi-input layers (Concat, Add) have their own properties below.
 """
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+import inspect
 
 import numpy as np
 import pytest
@@ -20,193 +20,64 @@ from hypothesis import given, strategies as st  # noqa: E402
 from neuropil import nn  # noqa: E402
 from neuropil.testing import gradcheck  # noqa: E402
 
-import _conv_reference as CR  # noqa: E402
+from _fuzz_layer_rows import LAYERS, MERGES, NOT_FUZZED  # noqa: E402
+from _fuzz_loss_rows import LOSSES  # noqa: E402
 
 REFUSALS = (TypeError, ValueError)
-small = st.integers(1, 6)
-
-
-@dataclass
-class Row:
-    ctor: Callable                      # draw -> kwargs; the layer is make(**kwargs)
-    make: Callable                      # kwargs -> Module
-    input_shape: Callable               # (draw, kwargs) -> valid input shape
-    out_shape: Callable                 # (kwargs, input shape) -> output shape
-    ref: Optional[Callable] = None      # (layer, x) -> expected output (NumPy)
-    bad_ctor: list = field(default_factory=list)  # kwargs updates that must be refused
-    rank: Optional[int] = None          # the input rank, when fixed
-    feature_axis: Optional[int] = None  # an input axis whose size is fixed by the layer
-    gradcheck: bool = True
-    integer_input: bool = False         # indices (Embedding)
-    kink: bool = False                  # ReLU-like: keep inputs away from 0
-    passthrough: bool = False           # moves data without arithmetic: any dtype goes
-
-
-def _st(fn):
-    return st.composite(fn)()
-
-
-def _pool_out(k, s, p, shape):
-    s = s or k
-    return shape[:2] + ((shape[2] + 2 * p - k) // s + 1, (shape[3] + 2 * p - k) // s + 1)
-
-
-def _pool_shape(draw, kw):
-    k = kw["kernel_size"]
-    return (draw(small), draw(small), draw(st.integers(k, k + 5)), draw(st.integers(k, k + 5)))
-
-
-def _sigmoid(v):
-    return 1 / (1 + np.exp(-v))
-
-
-def _softmax(v, dim):
-    z = np.exp(v - v.max(axis=dim, keepdims=True))
-    return z / z.sum(axis=dim, keepdims=True)
-
-
-def _elementwise(cls, fn, kink=False, passthrough=False):
-    return Row(ctor=_st(lambda draw: {}), make=lambda **kw: cls(),
-               input_shape=lambda draw, kw: tuple(draw(st.lists(small, min_size=1, max_size=4))),
-               out_shape=lambda kw, s: s, ref=lambda layer, x: fn(x), kink=kink,
-               passthrough=passthrough)
-
-
-LAYERS = {
-    "Linear": Row(
-        ctor=_st(lambda draw: dict(in_features=draw(small), out_features=draw(small),
-                                   bias=draw(st.booleans()))),
-        make=lambda **kw: nn.Linear(**kw, rng=0, dtype=np.float64),
-        input_shape=lambda draw, kw: (draw(small), kw["in_features"]),
-        out_shape=lambda kw, s: s[:-1] + (kw["out_features"],),
-        ref=lambda m, x: x @ m.weight.data.T + (0 if m.bias is None else m.bias.data),
-        bad_ctor=[dict(in_features=0), dict(out_features=-1), dict(in_features=2.5),
-                  dict(in_features=2**40), dict(out_features="3")],
-        feature_axis=-1),
-    "Conv2d": Row(
-        ctor=_st(lambda draw: dict(in_channels=draw(st.integers(1, 3)),
-                                   out_channels=draw(st.integers(1, 4)),
-                                   kernel_size=draw(st.integers(1, 3)),
-                                   stride=draw(st.integers(1, 2)), padding=draw(st.integers(0, 1)),
-                                   dilation=draw(st.integers(1, 2)), bias=draw(st.booleans()))),
-        make=lambda **kw: nn.Conv2d(**kw, rng=0, dtype=np.float64),
-        input_shape=lambda draw, kw: (draw(st.integers(1, 3)), kw["in_channels"],
-                                      draw(st.integers(5, 8)), draw(st.integers(5, 8))),
-        out_shape=lambda kw, s: (s[0], kw["out_channels"]) + tuple(
-            CR.out_size(v, kw["kernel_size"], kw["stride"], kw["padding"], kw["dilation"])
-            for v in s[2:]),
-        ref=lambda m, x: CR.conv2d_ref(x, m.weight.data, None if m.bias is None else m.bias.data,
-                                       m.stride, m.padding, m.dilation),
-        bad_ctor=[dict(in_channels=0), dict(out_channels=-2), dict(kernel_size=0),
-                  dict(stride=0), dict(padding=-1), dict(dilation=0), dict(kernel_size=2**40),
-                  dict(padding="valid!"), dict(in_channels=1.5)],
-        rank=4, feature_axis=1),
-    "MaxPool2d": Row(
-        ctor=_st(lambda draw: dict(kernel_size=draw(st.integers(1, 3)),
-                                   stride=draw(st.sampled_from([None, 1, 2])))),
-        make=lambda **kw: nn.MaxPool2d(**kw),
-        input_shape=_pool_shape,
-        out_shape=lambda kw, s: _pool_out(kw["kernel_size"], kw["stride"], 0, s),
-        ref=lambda m, x: CR.max_pool_ref(x, m.kernel_size, m.stride, m.padding)[0],
-        bad_ctor=[dict(kernel_size=0), dict(kernel_size=-1), dict(stride=0),
-                  dict(kernel_size=2, padding=2), dict(kernel_size=2**40)],
-        rank=4),
-    "AvgPool2d": Row(
-        ctor=_st(lambda draw: dict(kernel_size=draw(st.integers(1, 3)),
-                                   stride=draw(st.sampled_from([None, 1, 2])),
-                                   count_include_pad=draw(st.booleans()))),
-        make=lambda **kw: nn.AvgPool2d(**kw),
-        input_shape=_pool_shape,
-        out_shape=lambda kw, s: _pool_out(kw["kernel_size"], kw["stride"], 0, s),
-        ref=lambda m, x: CR.avg_pool_ref(x, m.kernel_size, m.stride, m.padding,
-                                         m.count_include_pad),
-        bad_ctor=[dict(kernel_size=0), dict(stride=-1), dict(kernel_size=2, padding=2)],
-        rank=4),
-    "ReLU": _elementwise(nn.ReLU, lambda v: np.maximum(v, 0), kink=True),
-    "Sigmoid": _elementwise(nn.Sigmoid, _sigmoid),
-    "Tanh": _elementwise(nn.Tanh, np.tanh),
-    "Identity": _elementwise(nn.Identity, lambda v: v, passthrough=True),
-    "Softmax": Row(
-        ctor=_st(lambda draw: dict(dim=draw(st.integers(-2, 1)))),
-        make=lambda **kw: nn.Softmax(**kw),
-        input_shape=lambda draw, kw: (draw(small), draw(small)),
-        out_shape=lambda kw, s: s, ref=lambda m, x: _softmax(x, m.dim),
-        bad_ctor=[dict(dim=1.5), dict(dim="x")]),
-    "Flatten": Row(
-        ctor=_st(lambda draw: {}), make=lambda **kw: nn.Flatten(),
-        input_shape=lambda draw, kw: tuple(draw(st.lists(small, min_size=2, max_size=4))),
-        out_shape=lambda kw, s: (s[0], int(np.prod(s[1:]))),
-        ref=lambda m, x: x.reshape(x.shape[0], -1), passthrough=True),
-    "Dropout": Row(
-        ctor=_st(lambda draw: dict(p=draw(st.sampled_from([0.0, 0.3, 0.7])))),
-        make=lambda **kw: nn.Dropout(**kw, rng=0),
-        input_shape=lambda draw, kw: tuple(draw(st.lists(small, min_size=1, max_size=3))),
-        out_shape=lambda kw, s: s,
-        bad_ctor=[dict(p=1.0), dict(p=-0.1), dict(p="half"), dict(p=float("nan"))],
-        gradcheck=False, passthrough=True),  # a new mask every forward (tested elsewhere)
-    "Embedding": Row(
-        ctor=_st(lambda draw: dict(num_embeddings=draw(small), embedding_dim=draw(small))),
-        make=lambda **kw: nn.Embedding(**kw, rng=0, dtype=np.float64),
-        input_shape=lambda draw, kw: (draw(small), draw(small)),
-        out_shape=lambda kw, s: s + (kw["embedding_dim"],),
-        ref=lambda m, x: m.weight.data[x.astype(np.int64)],
-        bad_ctor=[dict(num_embeddings=0), dict(embedding_dim=-1), dict(num_embeddings=2**40)],
-        integer_input=True),
-    "LastStep": Row(
-        ctor=_st(lambda draw: {}), make=lambda **kw: nn.LastStep(),
-        input_shape=lambda draw, kw: (draw(small), draw(small), draw(small)),
-        out_shape=lambda kw, s: (s[0], s[2]), ref=lambda m, x: x[:, -1], rank=3,
-        passthrough=True),
-    "TimeDistributed(Linear)": Row(
-        ctor=_st(lambda draw: dict(i=draw(small), o=draw(small))),
-        make=lambda i, o: nn.TimeDistributed(nn.Linear(i, o, rng=0, dtype=np.float64)),
-        input_shape=lambda draw, kw: (draw(small), draw(small), kw["i"]),
-        out_shape=lambda kw, s: s[:2] + (kw["o"],),
-        ref=lambda m, x: x @ m.module.weight.data.T + m.module.bias.data,
-        feature_axis=-1),  # any rank >= 3: (N, T, ...)
-}
-
-for _cls in ("RNN", "LSTM", "GRU"):
-    LAYERS[_cls] = Row(
-        ctor=_st(lambda draw: dict(input_size=draw(small), hidden_size=draw(small),
-                                   num_layers=draw(st.integers(1, 2)),
-                                   bidirectional=draw(st.booleans()), bias=draw(st.booleans()))),
-        make=(lambda cls: lambda **kw: getattr(nn, cls)(**kw, rng=0, dtype=np.float64))(_cls),
-        input_shape=lambda draw, kw: (draw(st.integers(1, 3)), draw(st.integers(1, 4)),
-                                      kw["input_size"]),
-        out_shape=lambda kw, s: s[:2] + ((2 if kw["bidirectional"] else 1) * kw["hidden_size"],),
-        bad_ctor=[dict(input_size=0), dict(hidden_size=-1), dict(num_layers=0),
-                  dict(hidden_size=2**40), dict(dropout=1.5)],
-        rank=3, feature_axis=-1)
-
 NAMES = sorted(LAYERS)
+
+
+def test_every_layer_has_a_row():
+    """Every Module class nn exports has a row (a layer, a merge or a loss) or a reason."""
+    covered = {n.split("(")[0] for n in LAYERS} | set(MERGES) | set(LOSSES) | set(NOT_FUZZED)
+    modules = [n for n in nn.__all__ if inspect.isclass(getattr(nn, n))
+               and issubclass(getattr(nn, n), nn.Module)]
+    missing = [n for n in modules if n not in covered]
+    assert not missing, f"add rows for these to tests/_fuzz_layer_rows.py: {missing}"
+    stale = sorted(covered - set(modules))
+    assert not stale, f"rows for names nn no longer exports: {stale}"
+
+
+def _ctor_kwargs(data, row):
+    return data.draw(row.ctor, label="constructor")
 
 
 def _build(data, name):
     row = LAYERS[name]
-    kw = data.draw(row.ctor, label="constructor")
+    kw = _ctor_kwargs(data, row)
     layer = row.make(**kw)
     shape = row.input_shape(data.draw, kw)
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
     g = np.random.default_rng(seed)
+    if row.prepare is not None:
+        row.prepare(layer, g)
     if row.integer_input:
         x = g.integers(0, kw["num_embeddings"], shape).astype(np.int64)
     else:
         x = g.standard_normal(shape)
-        if row.kink:
+        if callable(row.kink):
+            x = row.kink(x, kw)
+        elif row.kink:
             x = np.where(np.abs(x) < 1e-2, 0.5, x)
     return row, kw, layer, x
+
+
+def _state(layer):
+    return {k: np.array(v, copy=True) for k, v in layer.state_dict().items()}
 
 
 @pytest.mark.parametrize("name", NAMES)
 @given(data=st.data())
 def test_forward_shape_reference_and_gradients(name, data):
     row, kw, layer, x = _build(data, name)
+    before = _state(layer)
     y = np.array(layer(x), copy=True)
     assert y.shape == row.out_shape(kw, x.shape)
     assert y.dtype == np.float64
     if row.ref is not None:
         np.testing.assert_allclose(y, row.ref(layer, x), rtol=1e-10, atol=1e-12)
+    if row.check is not None:
+        row.check(layer, x, y, before)
     if name == "Dropout":
         kept = y != 0
         np.testing.assert_allclose(y[kept], (x / (1 - kw["p"]))[kept], rtol=1e-12)
@@ -221,10 +92,22 @@ def test_forward_shape_reference_and_gradients(name, data):
 @given(data=st.data())
 def test_invalid_constructor_arguments_are_refused(name, data):
     row = LAYERS[name]
-    kw = data.draw(row.ctor, label="constructor")
+    kw = _ctor_kwargs(data, row)
     kw.update(data.draw(st.sampled_from(row.bad_ctor), label="bad"))
     with pytest.raises(REFUSALS + (MemoryError,)):
         row.make(**kw)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if LAYERS[n].bad_call])
+@given(data=st.data())
+def test_arguments_checked_at_the_first_call_are_refused(name, data):
+    """Arguments PyTorch also takes at construction and refuses at the first forward."""
+    row = LAYERS[name]
+    kw = _ctor_kwargs(data, row)
+    shape = row.input_shape(data.draw, kw)
+    kw.update(data.draw(st.sampled_from(row.bad_call), label="bad"))
+    with pytest.raises(REFUSALS + (MemoryError,)):
+        row.make(**kw)(np.ones(shape))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -232,8 +115,10 @@ def test_invalid_constructor_arguments_are_refused(name, data):
 def test_invalid_inputs_are_refused(name, data):
     row, kw, layer, x = _build(data, name)
     options = [] if row.passthrough else ["complex"]
-    if row.rank is not None:
-        options += ["add axis", "drop axis"]
+    ranks = row.accepted_ranks()
+    if ranks is not None:
+        options += [how for how, r in (("add axis", x.ndim + 1), ("drop axis", x.ndim - 1))
+                    if r not in ranks]
     if row.feature_axis is not None:
         options.append("feature size")
     if not options:
@@ -262,3 +147,95 @@ def test_gradients_of_the_wrong_shape_are_refused(name, data):
     bad = np.ones(y.shape[:-1] + (y.shape[-1] + 1,))
     with pytest.raises(REFUSALS):
         layer.backward(bad)
+
+
+# -- multi-input layers ---------------------------------------------------------------------
+
+def _merge_inputs(data, name, layer, dtype=np.float64):
+    k = data.draw(st.integers(1, 3), label="inputs")
+    dim = getattr(layer, "dim", 0)
+    rank = data.draw(st.integers(max(1, dim + 1, -dim), 4), label="rank")
+    shape = [data.draw(st.integers(1, 4)) for _ in range(rank)]
+    g = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    xs = []
+    for _ in range(k):
+        s = list(shape)
+        if name == "Concat":
+            s[dim] = data.draw(st.integers(1, 3))
+        xs.append(g.standard_normal(s).astype(dtype))
+    return xs, g
+
+
+@pytest.mark.parametrize("name", sorted(MERGES))
+@given(data=st.data())
+def test_merge_layers_match_numpy_and_route_gradients(name, data):
+    row = MERGES[name]
+    layer = row.make(data.draw)
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    xs, g = _merge_inputs(data, name, layer, dtype)
+    y = np.array(layer(*xs), copy=True)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, row.ref(layer, xs))
+    dy = g.standard_normal(y.shape).astype(dtype)
+    dy_before = dy.copy()
+    grads = layer.backward(dy)
+    np.testing.assert_array_equal(dy, dy_before)  # grad_out is never modified
+    assert isinstance(grads, tuple) and len(grads) == len(xs)
+    # the adjoint of the forward: <dy, layer(xs)> is linear in each input
+    for i, (x, gx) in enumerate(zip(xs, grads)):
+        assert gx.shape == x.shape and gx.dtype == dtype
+        basis = np.zeros_like(x)
+        for idx in np.ndindex(*x.shape):
+            basis[idx] = 1
+            others = [basis if j == i else np.zeros_like(xj) for j, xj in enumerate(xs)]
+            assert gx[idx] == np.sum(dy * row.ref(layer, others))
+            basis[idx] = 0
+
+
+@pytest.mark.parametrize("name", sorted(MERGES))
+@given(data=st.data())
+def test_merge_layers_refuse_mismatched_inputs(name, data):
+    row = MERGES[name]
+    layer = row.make(data.draw)
+    xs, _ = _merge_inputs(data, name, layer)
+    options = ["complex", "mixed dtypes", "rank", "no inputs", "grad shape"]
+    if name == "Add" or xs[0].ndim > 1:
+        options.append("shape")
+    how = data.draw(st.sampled_from(options), label="mutation")
+    i = data.draw(st.integers(0, len(xs) - 1), label="which")
+    if how == "grad shape":
+        y = layer(*xs)
+        with pytest.raises(REFUSALS):
+            layer.backward(np.ones(y.shape[:-1] + (y.shape[-1] + 1,)))
+        return
+    if how == "no inputs":
+        xs = []
+    elif how == "complex":
+        xs[i] = xs[i].astype(np.complex128)
+    elif how == "mixed dtypes":
+        xs[i] = xs[i].astype(np.float32)
+        if len(xs) == 1:
+            xs.append(xs[0].astype(np.float64))
+    elif how == "rank":
+        xs[i] = xs[i][None]
+        if len(xs) == 1:
+            xs.append(xs[0][0])
+    else:  # a dimension that must agree differs
+        dim = getattr(layer, "dim", None)
+        axes = [a for a in range(xs[i].ndim) if dim is None or a != dim % xs[i].ndim]
+        a = data.draw(st.sampled_from(axes), label="axis")
+        s = list(xs[i].shape)
+        s[a] += 1
+        xs[i] = np.ones(s)
+        if len(xs) == 1:
+            xs.append(np.ones(tuple(v - (j == a) for j, v in enumerate(s))))
+    with pytest.raises(REFUSALS):
+        layer(*xs)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(MERGES) if MERGES[n].bad_ctor])
+@given(data=st.data())
+def test_merge_layers_refuse_bad_constructor_arguments(name, data):
+    bad = data.draw(st.sampled_from(MERGES[name].bad_ctor))
+    with pytest.raises(REFUSALS):
+        getattr(nn, name)(**bad)

@@ -44,7 +44,8 @@ try:
     # run imports (one test file or the whole suite, an editable install or a wheel)
     # would then change the derandomised examples: a case failing in full-suite runs
     # only. The derandomised profile keeps that pool empty, so every run tries the
-    # same cases whatever it imported.
+    # same cases whatever it imported (a private hook of Hypothesis 6.1xx: where it is
+    # missing, nothing changes).
     if settings.default.derandomize:
         from hypothesis.internal.conjecture import providers as _providers
 

@@ -119,6 +119,21 @@ def test_amsgrad_differs_when_v_shrinks():
     assert abs(a.data[0] - b.data[0]) > 1e-6
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_amsgrad_max_propagates_nan_on_every_isa(isa_path, dtype):
+    """A NaN in max_exp_avg_sq (a corrupted state) spreads to the parameter as in
+    PyTorch's torch.maximum; `vmax > v ? vmax : v` dropped it silently."""
+    n = 37  # a vector body and a scalar tail
+    for isa in neuropil.functional._k.available_isas():
+        neuropil.set_isa(isa)
+        for where in (0, 9, n - 1):
+            w, g, m, v, vmax = (np.full(n, 0.5, dtype) for _ in range(5))
+            vmax[where] = np.nan
+            F.adam_update_(w, g, m, v, vmax, lr=0.01, step=1)
+            assert np.isnan(w[where]) and np.isnan(vmax[where]), isa
+            assert np.isfinite(np.delete(w, where)).all(), isa
+
+
 def test_state_persists_and_multiple_params_and_groups():
     w0, grads = make((5,), 4)
     p1 = nn.Parameter(w0)

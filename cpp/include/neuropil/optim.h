@@ -31,7 +31,8 @@ void sgd_update(index_t n, const double* grad, double lr, double momentum, doubl
 //   m  = beta1 * m + (1 - beta1) * g
 //   v  = beta2 * v + (1 - beta2) * g^2
 //   bc1 = 1 - beta1^step,  bc2 = 1 - beta2^step          (step >= 1, counted by caller)
-//   vh = max(vmax, v) -> stored back in vmax             if amsgrad (vmax != null)
+//   vh = max(vmax, v) -> stored back in vmax             if amsgrad (vmax != null;
+//                                                        NaN in either propagates)
 //   vh = v                                               otherwise
 //   w  = w - (lr / bc1) * m / (sqrt(vh) / sqrt(bc2) + eps)
 // exp_avg (m), exp_avg_sq (v) [n] start at zero; max_exp_avg_sq (vmax) [n] is

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import neuropil
+from neuropil import functional as F
 
 import _workloads as W
 
@@ -122,6 +123,50 @@ def test_set_isa_while_other_threads_compute(threads, isa_path):
             for name in names:
                 for got, want in zip(r[name], serial[s][name]):
                     np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4)
+
+
+def test_set_isa_races_every_conv_path(threads, isa_path):
+    """A conv call picks its path by vector width and then runs that path's
+    kernels: a set_isa() from another thread in between once handed the
+    AVX-512 plan to the portable kernels (width 0) and ended the process with
+    SIGFPE. Each call now pins one kernel family. Many small calls of every
+    path (planar, direct, stride-2 phases, im2col, transposed) against a
+    thread that toggles the family as fast as it can."""
+    isas = neuropil.show_config("dicts")["available_isas"]
+    if len(isas) < 2:
+        pytest.skip("only one kernel family on this CPU")
+    neuropil.set_num_threads(2)
+    g = np.random.default_rng(0)
+    cases = []
+    for c, oc, k, stride in ((1, 4, 3, 1), (8, 16, 3, 1), (8, 16, 3, 2), (4, 8, 1, 1), (3, 5, 5, 1)):
+        x = g.standard_normal((2, c, 9, 9), dtype=np.float32)
+        w = g.standard_normal((oc, c, k, k), dtype=np.float32)
+        y = F.conv2d(x, w, stride=stride, padding=k // 2)
+        cases.append((x, w, stride, k // 2, y))
+    stop = threading.Event()
+
+    def toggler():
+        n = 0
+        while not stop.is_set():
+            neuropil.set_isa(isas[n % len(isas)])
+            n += 1
+        return n
+
+    def worker():
+        try:
+            for _ in range(60):
+                for x, w, stride, pad, want in cases:
+                    y = F.conv2d(x, w, stride=stride, padding=pad)
+                    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+                    dx, dw, _ = F.conv2d_backward(x, w, y, stride=stride, padding=pad)
+                    assert dx.shape == x.shape and dw.shape == w.shape
+                    t = F.conv_transpose2d(y, w, stride=stride, padding=pad)
+                    assert t.shape[1] == x.shape[1]
+        finally:
+            stop.set()
+
+    n_toggles, *_ = _run_in_threads([toggler, worker, worker])
+    assert n_toggles > 10
 
 
 def test_a_thread_started_later_sees_the_thread_count(threads):

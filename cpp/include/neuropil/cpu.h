@@ -33,8 +33,27 @@ const char* isa_name(Isa isa);
 // Parses "generic" / "avx2" / "avx512"; returns false for unknown names.
 bool parse_isa(const std::string& name, Isa* out);
 
+// The calling thread's kernel family: the one pinned by an IsaScope on this
+// thread if any, else the process-wide choice.
 Isa active_isa();
 // Returns false (and changes nothing) if the ISA is unavailable here.
 bool set_isa(Isa isa);
+
+// Pins the calling thread's kernel family for the object's lifetime, so that a
+// kernel that consults active_isa() several times (a path chosen by vector
+// width, then the kernels of that width) sees one answer even while another
+// thread calls set_isa(). Nested scopes keep the outer pin; parallel_for and
+// parallel_region pin their workers to the caller's family.
+class IsaScope {
+ public:
+  IsaScope();                   // pins the current family (kept if already pinned)
+  explicit IsaScope(Isa isa);   // pins `isa`
+  ~IsaScope();
+  IsaScope(const IsaScope&) = delete;
+  IsaScope& operator=(const IsaScope&) = delete;
+
+ private:
+  int prev_;
+};
 
 }  // namespace neuropil

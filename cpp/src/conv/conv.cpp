@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "neuropil/cpu.h"
 #include "neuropil/gemm.h"
 #include "neuropil/parallel.h"
 #include "direct.h"
@@ -311,6 +312,7 @@ void transpose_backward(const T* x, const T* w, const T* dy, const ConvGeom& g, 
 
 void conv_transpose2d_forward(const float* x, const float* w, const float* b, const ConvGeom& g,
                               float* y) noexcept {
+  const IsaScope pin;  // one kernel family for the whole call (set_isa may race)
   transpose_forward(x, w, b, g, y);
 }
 void conv_transpose2d_forward(const double* x, const double* w, const double* b,
@@ -320,6 +322,7 @@ void conv_transpose2d_forward(const double* x, const double* w, const double* b,
 void conv_transpose2d_backward(const float* x, const float* w, const float* dy,
                                const ConvGeom& g, float* dx, float* dw, float* db,
                                float beta) noexcept {
+  const IsaScope pin;  // one kernel family for the whole call (set_isa may race)
   transpose_backward(x, w, dy, g, dx, dw, db, beta);
 }
 void conv_transpose2d_backward(const double* x, const double* w, const double* dy,
@@ -335,6 +338,7 @@ void col2im(const double* cols, const ConvGeom& g, double* x) noexcept { col2im_
 
 void conv2d_forward(const float* x, const float* w, const float* b, const ConvGeom& g,
                     float* y) noexcept {
+  const IsaScope pin;  // one kernel family for the whole call (set_isa may race)
   if (conv_detail::planar_forward_supported(g))
     conv_detail::planar_forward(x, w, b, g, y);
   else if (conv_detail::direct_supported(g))
@@ -348,6 +352,7 @@ void conv2d_forward(const double* x, const double* w, const double* b, const Con
 }
 void conv2d_backward(const float* x, const float* w, const float* dy, const ConvGeom& g,
                      float* dx, float* dw, float* db, float beta) noexcept {
+  const IsaScope pin;  // one kernel family for the whole call (set_isa may race)
   // Planar tiles first (few channels per group), then direct, then im2col + GEMM.
   const bool planar_dx = dx && conv_detail::planar_dx_supported(g);
   const bool planar_w = (dw || db) && conv_detail::planar_dw_supported(g);

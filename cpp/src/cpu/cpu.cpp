@@ -108,7 +108,20 @@ bool parse_isa(const std::string& name, Isa* out) {
   return false;
 }
 
-Isa active_isa() { return static_cast<Isa>(active().load(std::memory_order_relaxed)); }
+namespace {
+thread_local int t_pinned = -1;  // -1: this thread follows the process-wide choice
+}  // namespace
+
+Isa active_isa() {
+  const int pinned = t_pinned;
+  return static_cast<Isa>(pinned >= 0 ? pinned : active().load(std::memory_order_relaxed));
+}
+
+IsaScope::IsaScope() : prev_(t_pinned) {
+  if (prev_ < 0) t_pinned = active().load(std::memory_order_relaxed);
+}
+IsaScope::IsaScope(Isa isa) : prev_(t_pinned) { t_pinned = static_cast<int>(isa); }
+IsaScope::~IsaScope() { t_pinned = prev_; }
 
 bool set_isa(Isa isa) {
   for (Isa a : available_isas()) {

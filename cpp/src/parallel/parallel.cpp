@@ -10,6 +10,8 @@
 // helper thread started in the child, whose OpenMP pool is new and whole.
 #include "neuropil/parallel.h"
 
+#include "neuropil/cpu.h"
+
 #include <algorithm>
 #include <atomic>
 #include <exception>
@@ -161,9 +163,11 @@ void parallel_for(index_t n, int threads, const std::function<void(index_t, inde
     return;
   }
 #ifdef _OPENMP
+  const Isa isa = active_isa();
   start_region([&] {
 #pragma omp parallel num_threads(static_cast<int>(t))
     {
+      const IsaScope pin(isa);  // workers use the caller's kernel family
       index_t nt = omp_get_num_threads();
       index_t id = omp_get_thread_num();
       index_t begin = n * id / nt;
@@ -187,9 +191,11 @@ void parallel_region(int threads, const std::function<void(int, int, const Barri
     return;
   }
 #ifdef _OPENMP
+  const Isa isa = active_isa();
   start_region([&] {
 #pragma omp parallel num_threads(t)
     {
+      const IsaScope pin(isa);  // workers use the caller's kernel family
       const Barrier barrier = [] {
 #pragma omp barrier
       };

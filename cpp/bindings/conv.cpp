@@ -127,6 +127,49 @@ void conv2d_forward_binding(const py::array& x, const py::array& w, const py::ob
   }
 }
 
+// The rest of both backward bindings: the optional gradient outputs (each of
+// the given shape, none overlapping an input or another output), then the
+// kernel without the GIL. kernel(x, w, dy, dx, dw, db, beta) for float and double.
+template <typename Kernel>
+void run_backward(const char* fn, Dtype dt, const py::array& x, const py::array& w,
+                  const py::array& dy, const py::object& dx_o, const py::object& dw_o,
+                  const py::object& db_o, const std::vector<py::ssize_t>& dx_shape,
+                  const std::vector<py::ssize_t>& dw_shape,
+                  const std::vector<py::ssize_t>& db_shape, double beta, Kernel kernel) {
+  py::array dx, dw, db;
+  std::vector<py::array*> outs;
+  auto take = [&](py::array& arr, const py::object& obj, const std::vector<py::ssize_t>& shape,
+                  const char* name) {
+    if (obj.is_none()) return;
+    arr = py::cast<py::array>(obj);
+    check_out(arr, x, shape, fn, name);
+    outs.push_back(&arr);
+  };
+  take(dx, dx_o, dx_shape, "grad_input");
+  take(dw, dw_o, dw_shape, "grad_weight");
+  take(db, db_o, db_shape, "grad_bias");
+  for (py::array* o : outs) {
+    require_no_overlap(*o, "an output", x, "x", fn);
+    require_no_overlap(*o, "an output", w, "weight", fn);
+    require_no_overlap(*o, "an output", dy, "grad_out", fn);
+    for (py::array* o2 : outs)
+      if (o2 != o) require_no_overlap(*o, "an output", *o2, "another output", fn);
+  }
+  auto run = [&](auto zero) {
+    using T = decltype(zero);
+    const T *xp = ptr<T>(x), *wp = ptr<T>(w), *gp = ptr<T>(dy);
+    T* dxp = dx_o.is_none() ? nullptr : mptr<T>(dx);
+    T* dwp = dw_o.is_none() ? nullptr : mptr<T>(dw);
+    T* dbp = db_o.is_none() ? nullptr : mptr<T>(db);
+    py::gil_scoped_release release;
+    kernel(xp, wp, gp, dxp, dwp, dbp, T(beta));
+  };
+  if (dt == Dtype::F32)
+    run(0.0f);
+  else
+    run(0.0);
+}
+
 void conv2d_backward_binding(const py::array& x, const py::array& w, const py::array& dy,
                              const py::object& dx_o, const py::object& dw_o,
                              const py::object& db_o, Pair stride, Pair padding, Pair dilation,
@@ -141,46 +184,11 @@ void conv2d_backward_binding(const py::array& x, const py::array& w, const py::a
                          w.shape(2), w.shape(3), stride, padding, dilation, groups);
   check_input(dy, dt, x, fn, "grad_out", "x", 4, "(N, out_channels, OH, OW)");
   require_shape(dy, {g.N, g.OC, g.OH(), g.OW()}, fn, "grad_out");
-  py::array dx, dw, db;
-  const bool has_dx = !dx_o.is_none(), has_dw = !dw_o.is_none(), has_db = !db_o.is_none();
-  std::vector<py::array*> outs;
-  if (has_dx) {
-    dx = dx_o.cast<py::array>();
-    check_out(dx, x, {g.N, g.C, g.H, g.W}, fn, "grad_input");
-    outs.push_back(&dx);
-  }
-  if (has_dw) {
-    dw = dw_o.cast<py::array>();
-    check_out(dw, x, {g.OC, g.C / g.G, g.KH, g.KW}, fn, "grad_weight");
-    outs.push_back(&dw);
-  }
-  if (has_db) {
-    db = db_o.cast<py::array>();
-    check_out(db, x, {g.OC}, fn, "grad_bias");
-    outs.push_back(&db);
-  }
-  for (py::array* o : outs) {
-    require_no_overlap(*o, "an output", x, "x", fn);
-    require_no_overlap(*o, "an output", w, "weight", fn);
-    require_no_overlap(*o, "an output", dy, "grad_out", fn);
-    for (py::array* o2 : outs)
-      if (o2 != o) require_no_overlap(*o, "an output", *o2, "another output", fn);
-  }
-  if (dt == Dtype::F32) {
-    const float *xp = ptr<float>(x), *wp = ptr<float>(w), *gp = ptr<float>(dy);
-    float* dxp = has_dx ? mptr<float>(dx) : nullptr;
-    float* dwp = has_dw ? mptr<float>(dw) : nullptr;
-    float* dbp = has_db ? mptr<float>(db) : nullptr;
-    py::gil_scoped_release release;
-    conv2d_backward(xp, wp, gp, g, dxp, dwp, dbp, float(beta));
-  } else {
-    const double *xp = ptr<double>(x), *wp = ptr<double>(w), *gp = ptr<double>(dy);
-    double* dxp = has_dx ? mptr<double>(dx) : nullptr;
-    double* dwp = has_dw ? mptr<double>(dw) : nullptr;
-    double* dbp = has_db ? mptr<double>(db) : nullptr;
-    py::gil_scoped_release release;
-    conv2d_backward(xp, wp, gp, g, dxp, dwp, dbp, beta);
-  }
+  run_backward(fn, dt, x, w, dy, dx_o, dw_o, db_o, {g.N, g.C, g.H, g.W},
+               {g.OC, g.C / g.G, g.KH, g.KW}, {g.OC}, beta,
+               [&g](auto x, auto w, auto dy, auto dx, auto dw, auto db, auto beta) {
+                 conv2d_backward(x, w, dy, g, dx, dw, db, beta);
+               });
 }
 
 // Transposed convolution: x (N, Cin, H, W), weight (Cin, Cout/groups, kH, kW),
@@ -256,46 +264,12 @@ void conv_transpose2d_backward_binding(const py::array& x, const py::array& w,
   check_input(w, dt, x, fn, "weight", "x", 4, "(in_channels, out_channels/groups, kH, kW)");
   check_input(dy, dt, x, fn, "grad_out", "x", 4, "(N, out_channels, OH, OW)");
   ConvGeom g = transpose_geom(fn, x, w, dy, stride, padding, dilation, groups);
-  py::array dx, dw, db;
-  const bool has_dx = !dx_o.is_none(), has_dw = !dw_o.is_none(), has_db = !db_o.is_none();
-  std::vector<py::array*> outs;
-  if (has_dx) {
-    dx = dx_o.cast<py::array>();
-    check_out(dx, x, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, fn, "grad_input");
-    outs.push_back(&dx);
-  }
-  if (has_dw) {
-    dw = dw_o.cast<py::array>();
-    check_out(dw, x, {w.shape(0), w.shape(1), w.shape(2), w.shape(3)}, fn, "grad_weight");
-    outs.push_back(&dw);
-  }
-  if (has_db) {
-    db = db_o.cast<py::array>();
-    check_out(db, x, {g.C}, fn, "grad_bias");
-    outs.push_back(&db);
-  }
-  for (py::array* o : outs) {
-    require_no_overlap(*o, "an output", x, "x", fn);
-    require_no_overlap(*o, "an output", w, "weight", fn);
-    require_no_overlap(*o, "an output", dy, "grad_out", fn);
-    for (py::array* o2 : outs)
-      if (o2 != o) require_no_overlap(*o, "an output", *o2, "another output", fn);
-  }
-  if (dt == Dtype::F32) {
-    const float *xp = ptr<float>(x), *wp = ptr<float>(w), *gp = ptr<float>(dy);
-    float* dxp = has_dx ? mptr<float>(dx) : nullptr;
-    float* dwp = has_dw ? mptr<float>(dw) : nullptr;
-    float* dbp = has_db ? mptr<float>(db) : nullptr;
-    py::gil_scoped_release release;
-    conv_transpose2d_backward(xp, wp, gp, g, dxp, dwp, dbp, float(beta));
-  } else {
-    const double *xp = ptr<double>(x), *wp = ptr<double>(w), *gp = ptr<double>(dy);
-    double* dxp = has_dx ? mptr<double>(dx) : nullptr;
-    double* dwp = has_dw ? mptr<double>(dw) : nullptr;
-    double* dbp = has_db ? mptr<double>(db) : nullptr;
-    py::gil_scoped_release release;
-    conv_transpose2d_backward(xp, wp, gp, g, dxp, dwp, dbp, beta);
-  }
+  run_backward(fn, dt, x, w, dy, dx_o, dw_o, db_o,
+               {x.shape(0), x.shape(1), x.shape(2), x.shape(3)},
+               {w.shape(0), w.shape(1), w.shape(2), w.shape(3)}, {g.C}, beta,
+               [&g](auto x, auto w, auto dy, auto dx, auto dw, auto db, auto beta) {
+                 conv_transpose2d_backward(x, w, dy, g, dx, dw, db, beta);
+               });
 }
 
 void im2col_binding(const py::array& x, py::array& out, Pair kernel, Pair stride, Pair padding,

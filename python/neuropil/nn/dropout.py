@@ -34,26 +34,34 @@ class Dropout(Module):
     def _draw_seed(self) -> int:
         return int(get_rng(self._rng).integers(0, 2**63))
 
+    # the kernels (F.dropout2d and its backward in Dropout2d)
+    _kernel = staticmethod(F.dropout)
+    _kernel_backward = staticmethod(F.dropout_backward)
+
+    def _checked_input(self, x):
+        return F._float_input(x, "Dropout", "input")
+
     def forward(self, x):
-        x = F._float_input(x, "Dropout", "input")
+        x = self._checked_input(x)
         self._shape = x.shape
         if not self.training or self.p == 0.0:
             self._seed = None
             return x
         self._seed = self._draw_seed()
         y = self._scratch("out", x.shape, x.dtype)
-        return F.dropout(x, self.p, seed=self._seed, out=y)
+        return self._kernel(x, self.p, seed=self._seed, out=y)
 
     def backward(self, grad_out):
+        name = type(self).__name__
         if self._shape is None:
-            raise RuntimeError("Dropout: backward called before forward")
+            raise RuntimeError(f"{name}: backward called before forward")
         if not isinstance(grad_out, np.ndarray) or grad_out.shape != self._shape:
-            raise ValueError(f"Dropout(p={self.p}): expected grad_out {self._shape}, got "
+            raise ValueError(f"{name}(p={self.p}): expected grad_out {self._shape}, got "
                              f"{getattr(grad_out, 'shape', None)}")
         if self._seed is None:
             return grad_out
         dx = self._scratch("grad_in", grad_out.shape, grad_out.dtype)
-        return F.dropout_backward(grad_out, self.p, self._seed, out=dx)
+        return self._kernel_backward(grad_out, self.p, self._seed, out=dx)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -70,28 +78,13 @@ class Dropout2d(Dropout):
     deprecated and ambiguous: reshape to (N, C, H, W) yourself).
     """
 
-    def forward(self, x):
+    _kernel = staticmethod(F.dropout2d)
+    _kernel_backward = staticmethod(F.dropout2d_backward)
+
+    def _checked_input(self, x):
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected input of shape (N, C, H, W), got shape "
                              f"{x.shape}")
-        x = F._float_tensor(x, "Dropout2d", "input", 4, "(N, C, H, W)")
-        self._shape = x.shape
-        if not self.training or self.p == 0.0:
-            self._seed = None
-            return x
-        self._seed = self._draw_seed()
-        y = self._scratch("out", x.shape, x.dtype)
-        return F.dropout2d(x, self.p, seed=self._seed, out=y)
-
-    def backward(self, grad_out):
-        if self._shape is None:
-            raise RuntimeError("Dropout2d: backward called before forward")
-        if not isinstance(grad_out, np.ndarray) or grad_out.shape != self._shape:
-            raise ValueError(f"Dropout2d(p={self.p}): expected grad_out {self._shape}, got "
-                             f"{getattr(grad_out, 'shape', None)}")
-        if self._seed is None:
-            return grad_out
-        dx = self._scratch("grad_in", grad_out.shape, grad_out.dtype)
-        return F.dropout2d_backward(grad_out, self.p, self._seed, out=dx)
+        return F._float_tensor(x, "Dropout2d", "input", 4, "(N, C, H, W)")

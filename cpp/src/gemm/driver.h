@@ -169,6 +169,13 @@ constexpr index_t kPackRows = 16;
 
 // Products smaller than this run on one thread: waking the pool costs more.
 constexpr double kParallelFlops = 2.0 * 80 * 80 * 80;
+// The skinny path (one side at most 128) needs more: its short side leaves
+// each thread a thin slice and the packed panel of the short operand is
+// shared through a barrier. Measured (AVX-512, 2 threads against 1): a
+// 10-class head 128x512.512x10 (1.3 MFLOP) ran at 0.69x, 256x512.512x10
+// (2.6 MFLOP) 0.90x, 128x512.512x32 (4.2 MFLOP) 0.80x; 128x2048.2048x10 and
+// 512x512.512x10 (5.2 MFLOP) 1.06x and 1.26x.
+constexpr double kSkinnyParallelFlops = 5.0e6;
 
 // Row panels of a block of M rows. A tail of 1 or 2 rows runs only 2-4 FMA
 // chains (latency-bound); with row-count kernels the last full panel and the

@@ -196,7 +196,7 @@ void gemm_skinny(const KernelTable& table, Trans ta, Trans tb, index_t M, index_
                  index_t ldc, bool c_trans) {
   const Blocking blk = Traits<T>::blk(table);
   const double flops = 2.0 * double(M) * double(N) * double(K);
-  const int threads = flops < kParallelFlops ? 1 : get_num_threads();
+  const int threads = flops < kSkinnyParallelFlops ? 1 : get_num_threads();
   const index_t np = (N + blk.nr - 1) / blk.nr;
   const index_t kc_max = balanced_kc(K, blk.kc);
   static thread_local Scratch scratch_b;

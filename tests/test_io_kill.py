@@ -71,7 +71,8 @@ def test_sigkill_while_saving_leaves_old_or_new_file_and_no_temporary_pile(tmp_p
         assert len(temps) <= 1, f"kill {i}: temporaries pile up: {temps}"
         mid_save_kills += any(t.endswith(f".{pid}.tmp") for t in temps)
     assert mid_save_kills >= KILLS // 10, f"only {mid_save_kills} kills landed mid-save"
-    assert os.listdir(tmp_path) == [path.name] + _temporaries(tmp_path, path.name)
+    # (os.listdir's order is the directory's, not sorted)
+    assert sorted(os.listdir(tmp_path)) == sorted([path.name] + _temporaries(tmp_path, path.name))
     neuropil.save(_state(1), path)  # a clean save sweeps what the last kill left
     assert os.listdir(tmp_path) == [path.name]
 

@@ -20,6 +20,18 @@ DEADLINE = 120.0
 SEEDS = (0, 1, 2, 3)
 
 
+def _cycling(setter, values, stop):
+    """A job that calls setter with values[0], values[1], ... in turn until stop is
+    set; returns how many calls it made."""
+    def run():
+        n = 0
+        while not stop.is_set():
+            setter(values[n % len(values)])
+            n += 1
+        return n
+    return run
+
+
 def _run_in_threads(jobs):
     """Run each job (a no-argument callable) in its own thread, all released together.
 
@@ -68,12 +80,7 @@ def test_set_num_threads_while_other_threads_compute(threads):
     serial = {s: W.run_all(names, seed=s) for s in SEEDS[:3]}
     stop = threading.Event()
 
-    def toggler():
-        n = 0
-        while not stop.is_set():
-            neuropil.set_num_threads(1 + n % 2)
-            n += 1
-        return n
+    toggler = _cycling(neuropil.set_num_threads, (1, 2), stop)
 
     def worker(seed):
         def run():
@@ -102,12 +109,7 @@ def test_set_isa_while_other_threads_compute(threads, isa_path):
     serial = {s: W.run_all(names, seed=s) for s in SEEDS[:2]}
     stop = threading.Event()
 
-    def toggler():
-        n = 0
-        while not stop.is_set():
-            neuropil.set_isa(isas[n % len(isas)])
-            n += 1
-        return n
+    toggler = _cycling(neuropil.set_isa, isas, stop)
 
     def worker(seed):
         def run():
@@ -145,12 +147,7 @@ def test_set_isa_races_every_conv_path(threads, isa_path):
         cases.append((x, w, stride, k // 2, y))
     stop = threading.Event()
 
-    def toggler():
-        n = 0
-        while not stop.is_set():
-            neuropil.set_isa(isas[n % len(isas)])
-            n += 1
-        return n
+    toggler = _cycling(neuropil.set_isa, isas, stop)
 
     def worker():
         try:
